@@ -1,0 +1,13 @@
+export { detLog } from './log.js';
+export { type Matrix, multiplyTransposed, rowSlice, zeros } from './matrix.js';
+export { orthogonalFactor } from './qr.js';
+export { type RedrawSchedule, type RedrawScheduleOptions, redrawSchedule } from './redraw.js';
+export { createRng, type Rng, rngFrom } from './rng.js';
+export {
+  gaussianIid,
+  gaussianOrthogonal,
+  type OrthogonalOptions,
+  type RandomSource,
+  type RowScaling,
+} from './samplers.js';
+export { threefry2x32 } from './threefry.js';

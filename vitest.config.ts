@@ -1,0 +1,47 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * One vitest run for the whole monorepo. Packages resolve each other's `src/` through the
+ * `@kernel-attention/source` export condition, so tests need no build. Core's suite (including
+ * the shared parity suite of `@kernel-attention/core/testing`) runs once per backend, each
+ * project providing its backend name through KA_BACKEND, as tfjs re-runs its op tests per backend.
+ */
+const conditions = ['@kernel-attention/source', 'module', 'node', 'import', 'default'];
+const shared = {
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
+};
+
+function project(
+  name: string,
+  root: string,
+  env: Record<string, string> = {},
+  setupFiles: string[] = [],
+) {
+  return {
+    ...shared,
+    test: {
+      name,
+      root,
+      include: ['src/**/*.test.ts'],
+      environment: 'node',
+      env,
+      setupFiles,
+      testTimeout: 60_000,
+    },
+  };
+}
+
+const backendSetup = ['../../packages/attention-core/src/testing/vitest-backend-setup.ts'];
+
+export default defineConfig({
+  test: {
+    projects: [
+      project('random-features', 'packages/random-features'),
+      project('feature-maps', 'packages/feature-maps', { KA_BACKEND: 'cpu' }, backendSetup),
+      project('core:cpu', 'packages/attention-core', { KA_BACKEND: 'cpu' }, backendSetup),
+      project('core:wasm', 'packages/attention-core', { KA_BACKEND: 'wasm' }, backendSetup),
+      project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
+    ],
+  },
+});
