@@ -1,0 +1,59 @@
+import type { Tensor } from '@tensorflow/tfjs-core';
+
+/** Whether features are computed for queries or keys (stabilizers differ, see each map). */
+export type FeatureRole = 'query' | 'key';
+
+/**
+ * Key features split for streaming (recurrent decoding). For every position j:
+ *
+ *   φ(k_j; s) = exp(logScale_j − s) · base_j + floor
+ *
+ * where s is the key stabilizer shared by all keys of one (batch, head). `features(k, 'key')`
+ * uses s = max_j logScale_j; a decoder that sees keys one at a time keeps a running max and
+ * rescales its state when the max grows, which gives exactly the same features.
+ */
+export interface KeyParts {
+  /** [..., L, m']: the self-stabilized part of each key's features. */
+  base: Tensor;
+  /** [..., L, 1]: log of each key's own scale. */
+  logScale: Tensor;
+  /** Constant added to every feature after scaling (m^-1/2·eps for positive features). */
+  floor: number;
+}
+
+/**
+ * A kernel feature map φ: R^d → R^{m'} with φ(q)·φ(k) ≈ K(q, k). This is the interface a
+ * researcher implements to plug their own kernel into `favorAttention` and every mechanism
+ * that takes a feature map.
+ *
+ * Contract: `features` maps [..., L, d] to [..., L, m'] with m' = numFeatures, is differentiable
+ * (tfjs ops only), and frees its intermediates. Any factor that is constant across the keys of
+ * one (batch, head), or across the features of one query, cancels in attention and may be
+ * removed to stabilize the computation.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import type { FeatureMap } from '@kernel-attention/feature-maps';
+ * // elu(x) + 1, the "linear transformer" kernel (Katharopoulos et al. 2020)
+ * const eluPlusOne: FeatureMap = {
+ *   name: 'elu+1',
+ *   numFeatures: 64,
+ *   features: (x) => tf.tidy(() => tf.add(tf.elu(x), 1)),
+ * };
+ * ```
+ */
+export interface FeatureMap {
+  readonly name: string;
+  /** Output width m' (2m for trigonometric and hyperbolic maps). */
+  readonly numFeatures: number;
+  features(x: Tensor, role: FeatureRole): Tensor;
+  /**
+   * Optional: key features split into parts for streaming. Maps whose key features depend on
+   * other positions (a sequence-wide stabilizer) must provide it to support recurrent decoding;
+   * maps without it are treated as position-local (features of one key depend on that key only).
+   */
+  keyParts?(x: Tensor): KeyParts;
+  /** Optional: release tensors the map caches (e.g. projections uploaded to a backend). */
+  dispose?(): void;
+}

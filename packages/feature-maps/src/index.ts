@@ -1,0 +1,11 @@
+export type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
+export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
+export {
+  hyperbolicSoftmax,
+  type PositiveSoftmaxOptions,
+  positiveSoftmax,
+} from './positive-softmax.js';
+export { type Projection, ProjectionHolder } from './projection.js';
+export { type SoftmaxKernelOptions, softmaxKernelFeatures } from './softmax-kernel-features.js';
+export { type TrigSoftmaxOptions, trigSoftmax } from './trig-softmax.js';
+export { assertTensor, isTensor, shapeString, type TensorRequirements } from './validate.js';

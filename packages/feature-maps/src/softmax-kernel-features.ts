@@ -1,0 +1,67 @@
+import {
+  gaussianIid,
+  gaussianOrthogonal,
+  type RandomSource,
+  type RowScaling,
+} from '@kernel-attention/random-features';
+import type { FeatureMap } from './feature-map.js';
+import { hyperbolicSoftmax, positiveSoftmax } from './positive-softmax.js';
+import { trigSoftmax } from './trig-softmax.js';
+import { describe } from './validate-number.js';
+
+export type SoftmaxKernelOptions = RandomSource & {
+  /** 'positive' (FAVOR+, default), 'hyperbolic' or 'trig'. */
+  kind?: 'positive' | 'hyperbolic' | 'trig';
+  /** Block-orthogonal ω (default true) or IID. */
+  orthogonal?: boolean;
+  scaling?: RowScaling;
+  eps?: number;
+  stabilize?: boolean;
+};
+
+/**
+ * Samples a projection W [m, d] from the seed and returns the softmax-kernel feature map.
+ * m counts random vectors ω; trig and hyperbolic maps output 2m features.
+ *
+ * @example
+ * ```ts
+ * import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
+ * const phi = softmaxKernelFeatures(64, 256, { seed: 0 }); // FAVOR+, orthogonal, chi scaling
+ * ```
+ */
+export function softmaxKernelFeatures(
+  d: number,
+  m: number,
+  opts: SoftmaxKernelOptions,
+): FeatureMap & { dispose(): void } {
+  const fn = 'softmaxKernelFeatures';
+  for (const [name, v] of [
+    ['d', d],
+    ['m', m],
+  ] as const) {
+    if (!Number.isInteger(v) || v <= 0)
+      throw new RangeError(`${fn}: ${name} must be a positive integer, got ${describe(v)}`);
+  }
+  if (typeof opts !== 'object' || opts === null)
+    throw new TypeError(`${fn}: options with a seed or rng are required`);
+  const kind = opts.kind ?? 'positive';
+  const source: RandomSource =
+    opts.rng !== undefined ? { rng: opts.rng } : { seed: opts.seed as number };
+  const projection =
+    (opts.orthogonal ?? true)
+      ? gaussianOrthogonal(m, d, { ...source, scaling: opts.scaling ?? 'chi' })
+      : gaussianIid(m, d, source);
+  const stabilize = opts.stabilize ?? true;
+  switch (kind) {
+    case 'positive':
+      return positiveSoftmax({ projection, eps: opts.eps ?? 1e-6, stabilize });
+    case 'hyperbolic':
+      return hyperbolicSoftmax({ projection, eps: opts.eps ?? 1e-6, stabilize });
+    case 'trig':
+      return trigSoftmax({ projection, stabilize });
+    default:
+      throw new RangeError(
+        `${fn}: kind must be 'positive', 'hyperbolic' or 'trig', got ${describe(kind)}`,
+      );
+  }
+}
