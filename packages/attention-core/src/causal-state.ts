@@ -1,0 +1,210 @@
+import { type FeatureMap, type KeyParts, shapeString } from '@kernel-attention/feature-maps';
+import * as tf from '@tensorflow/tfjs-core';
+import { assertFeatureMap } from './favor-attention.js';
+import { safeDivide } from './groups.js';
+import { validateQkv } from './validate.js';
+
+/** "Minus infinity" for the running stabilizer that stays finite in exp(a − b). */
+const NO_KEY_YET = -3e38;
+
+/**
+ * Recurrent state of causal linear attention for decoding one token at a time, with constant
+ * work per token. With key features split as φ(k_j; s) = exp(ℓ_j − s)·base_j + floor (see
+ * FeatureMap.keyParts), the state holds, for the running stabilizer r = max_{j<t} ℓ_j:
+ *   kv   = Σ_j exp(ℓ_j − r)·base_j [v_j, 1]ᵀ   [B, H, m', dv+1]
+ *   vSum = Σ_j [v_j, 1]                         [B, H, 1, dv+1]
+ * When a new key raises r, kv is rescaled by exp(r_old − r_new); the output uses
+ * S = kv + floor·1 vSumᵀ, i.e. key features stabilized with s = r, exactly as the causal call on
+ * the same prefix computes them.
+ */
+export interface CausalState {
+  readonly kv: tf.Tensor4D;
+  readonly ref: tf.Tensor4D;
+  readonly vSum: tf.Tensor4D;
+  /** Tokens consumed so far. */
+  readonly steps: number;
+  dispose(): void;
+}
+
+export interface CausalStateOptions {
+  batch: number;
+  heads: number;
+  /** m' of the feature map (featureMap.numFeatures). */
+  numFeatures: number;
+  valueDim: number;
+}
+
+function makeState(
+  kv: tf.Tensor4D,
+  ref: tf.Tensor4D,
+  vSum: tf.Tensor4D,
+  steps: number,
+): CausalState {
+  return { kv, ref, vSum, steps, dispose: () => tf.dispose([kv, ref, vSum]) };
+}
+
+/**
+ * An empty decoding state.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
+ * import { causalState, favorCausalStep } from '@kernel-attention/core';
+ * const featureMap = softmaxKernelFeatures(16, 64, { seed: 0 });
+ * let state = causalState({ batch: 1, heads: 2, numFeatures: 64, valueDim: 16 });
+ * const x = tf.randomNormal([1, 2, 1, 16]);
+ * const { output, state: next } = favorCausalStep(state, x, x, x, { featureMap }); // output [1, 2, 1, 16]
+ * state.dispose();
+ * state = next;
+ * ```
+ */
+export function causalState(opts: CausalStateOptions): CausalState {
+  const fn = 'causalState';
+  for (const key of ['batch', 'heads', 'numFeatures', 'valueDim'] as const) {
+    const v = opts?.[key];
+    if (!Number.isInteger(v) || v < 1)
+      throw new RangeError(`${fn}: ${key} must be a positive integer, got ${String(v)}`);
+  }
+  const { batch: B, heads: H, numFeatures: m, valueDim: dv } = opts;
+  return makeState(
+    tf.zeros([B, H, m, dv + 1]),
+    tf.fill([B, H, 1, 1], NO_KEY_YET),
+    tf.zeros([B, H, 1, dv + 1]),
+    0,
+  );
+}
+
+export interface CausalStepOptions {
+  /** [B, 1] (or [B]) keep flag of this token: a padded token (0) leaves the state unchanged. */
+  mask?: tf.Tensor;
+}
+
+/**
+ * One decoding step of FAVOR+ causal attention: q, k [B, H, 1, d], v [B, H, 1, dv]. Returns the
+ * output for this token (what `favorAttention(..., { causal: true })` gives at this position for
+ * the same prefix) and the next state. The input state is not disposed.
+ */
+export function favorCausalStep(
+  state: CausalState,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  opts: CausalStepOptions & { featureMap: FeatureMap },
+): { output: tf.Tensor4D; state: CausalState } {
+  const fn = 'favorCausalStep';
+  assertFeatureMap(fn, opts?.featureMap);
+  const phi = opts.featureMap;
+  validateStep(fn, state, q, k, v, ['q', 'k', 'v']);
+  return step(fn, state, v, opts.mask, () => ({
+    qf: phi.features(q, 'query'),
+    parts: phi.keyParts
+      ? phi.keyParts(k)
+      : { base: phi.features(k, 'key'), logScale: tf.zeros([...k.shape.slice(0, 3), 1]), floor: 0 },
+  }));
+}
+
+/**
+ * One decoding step of causal linear attention on given features (position-local, no stabilizer):
+ * qFeat, kFeat [B, H, 1, m], v [B, H, 1, dv].
+ */
+export function linearCausalStep(
+  state: CausalState,
+  qFeat: tf.Tensor,
+  kFeat: tf.Tensor,
+  v: tf.Tensor,
+  opts: CausalStepOptions = {},
+): { output: tf.Tensor4D; state: CausalState } {
+  const fn = 'linearCausalStep';
+  validateStep(fn, state, qFeat, kFeat, v, ['qFeat', 'kFeat', 'v']);
+  return step(fn, state, v, opts.mask, () => ({
+    qf: qFeat,
+    parts: { base: kFeat, logScale: tf.zeros([...kFeat.shape.slice(0, 3), 1]), floor: 0 },
+  }));
+}
+
+function validateStep(
+  fn: string,
+  state: CausalState,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  names: [string, string, string],
+) {
+  if (typeof state !== 'object' || state === null || !state.kv || state.kv.isDisposed) {
+    throw new TypeError(
+      `${fn}: state must be a live CausalState from causalState() or a previous step`,
+    );
+  }
+  const shapes = validateQkv(fn, q, k, v, { causal: true, names });
+  if (shapes.queryLength !== 1) {
+    throw new RangeError(
+      `${fn}: ${names[0]}, ${names[1]} and ${names[2]} must hold one token (length 1), got ${names[0]} ${shapeString(q.shape)}`,
+    );
+  }
+  const [B, H, , w] = state.kv.shape;
+  if (shapes.batch !== B || shapes.heads !== H || shapes.valueDim + 1 !== w) {
+    throw new RangeError(
+      `${fn}: inputs do not match the state (batch ${B}, heads ${H}, valueDim ${w - 1}), got ${names[2]} ${shapeString(v.shape)}`,
+    );
+  }
+}
+
+function step(
+  fn: string,
+  state: CausalState,
+  v: tf.Tensor,
+  mask: tf.Tensor | undefined,
+  featuresOf: () => { qf: tf.Tensor; parts: KeyParts },
+): { output: tf.Tensor4D; state: CausalState } {
+  const [B, H, m, w] = state.kv.shape;
+  const out = tf.tidy(() => {
+    const { qf, parts } = featuresOf();
+    if (qf.shape[3] !== m || parts.base.shape[3] !== m) {
+      throw new RangeError(
+        `${fn}: features have ${qf.shape[3]} columns but the state was made for numFeatures ${m}`,
+      );
+    }
+    let keep: tf.Tensor = tf.ones([B, 1, 1, 1]);
+    if (mask !== undefined) {
+      if (mask.size !== B)
+        throw new RangeError(
+          `${fn}: mask must have shape [batch, 1] = [${B},1], got ${shapeString(mask.shape)}`,
+        );
+      keep = tf.reshape(tf.cast(tf.notEqual(tf.cast(mask, 'float32'), 0), 'float32'), [B, 1, 1, 1]);
+    }
+    const keepB = tf.cast(keep, 'bool');
+    const v1 = tf.concat(
+      [tf.where(tf.broadcastTo(keepB, v.shape), v, tf.zerosLike(v)), tf.ones([B, H, 1, 1])],
+      3,
+    );
+    const ell = tf.where(
+      tf.broadcastTo(keepB, [B, H, 1, 1]),
+      parts.logScale,
+      tf.fill([B, H, 1, 1], NO_KEY_YET),
+    );
+    const ref = tf.maximum(state.ref, ell);
+    const kScaled = tf.mul(parts.base, tf.mul(tf.exp(tf.sub(ell, ref)), keep)); // [B, H, 1, m]
+    const kv = tf.add(
+      tf.mul(state.kv, tf.exp(tf.sub(state.ref, ref))),
+      tf.matMul(tf.transpose(kScaled, [0, 1, 3, 2]), v1),
+    );
+    const vSum = tf.add(state.vSum, tf.mul(v1, keep));
+    // S = kv + floor·1·vSumᵀ  ⇒  q·S = q·kv + floor·(Σ_f q_f)·vSum
+    let numDen = tf.matMul(qf, kv); // [B, H, 1, w]
+    if (parts.floor !== 0)
+      numDen = tf.add(numDen, tf.mul(tf.mul(tf.sum(qf, -1, true), parts.floor), vSum));
+    const num = tf.slice(numDen, [0, 0, 0, 0], [B, H, 1, w - 1]);
+    const den = tf.slice(numDen, [0, 0, 0, w - 1], [B, H, 1, 1]);
+    return { output: safeDivide(num, den) as tf.Tensor4D, kv, ref, vSum };
+  });
+  return {
+    output: out.output,
+    state: makeState(
+      out.kv as tf.Tensor4D,
+      out.ref as tf.Tensor4D,
+      out.vSum as tf.Tensor4D,
+      state.steps + 1,
+    ),
+  };
+}

@@ -1,0 +1,16 @@
+export {
+  type CausalState,
+  type CausalStateOptions,
+  type CausalStepOptions,
+  causalState,
+  favorCausalStep,
+  linearCausalStep,
+} from './causal-state.js';
+export { type FavorAttentionOptions, favorAttention } from './favor-attention.js';
+export {
+  DEFAULT_CHUNK_SIZE,
+  type LinearAttentionOptions,
+  linearAttention,
+} from './linear-attention.js';
+export { type BackendSelection, DEFAULT_BACKEND_ORDER, selectBackend } from './select-backend.js';
+export { type SoftmaxAttentionOptions, softmaxAttention } from './softmax-attention.js';

@@ -1,0 +1,125 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  BLOCK_BUDGET,
+  groupMatMul,
+  groupsPerBlock,
+  maskForGroups,
+  takeRange,
+  transposeLast,
+} from './groups.js';
+import { validateMask, validateQkv } from './validate.js';
+
+export interface SoftmaxAttentionOptions {
+  causal?: boolean;
+  /** [B, Lk] padding mask, 1 keep, 0 pad. */
+  mask?: tf.Tensor;
+}
+
+/**
+ * Exact softmax attention, the reference FAVOR+ estimates:
+ *   out_i = Σ_j softmax_j(q_i·k_j/√d) v_j
+ * over the keys query i may see (j ≤ i when causal; padded keys never). A query that sees no
+ * key gives 0. Computed per (batch, head) group in blocks of query rows, so memory holds at most
+ * a rows×Lk score block, never B·H·Lq·Lk.
+ *
+ * q [B, H, Lq, d], k [B, H, Lk, d], v [B, H, Lk, dv] → [B, H, Lq, dv].
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { softmaxAttention } from '@kernel-attention/core';
+ * const q = tf.randomNormal([1, 2, 16, 8]);
+ * const out = softmaxAttention(q, q, q, { causal: true }); // [1, 2, 16, 8]
+ * ```
+ */
+export function softmaxAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  opts: SoftmaxAttentionOptions = {},
+): tf.Tensor4D {
+  const fn = 'softmaxAttention';
+  const causal = opts.causal ?? false;
+  const shapes = validateQkv(fn, q, k, v, { causal });
+  if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
+  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d, valueDim: dv } = shapes;
+  const scale = 1 / Math.sqrt(d);
+  return tf.tidy(() => {
+    const q3 = tf.reshape(q, [B * H, Lq, d]);
+    const k3 = tf.reshape(k, [B * H, Lk, d]);
+    const v3 = tf.reshape(v, [B * H, Lk, dv]);
+    const G = groupsPerBlock(B * H, Lq, Lk);
+    const outs: tf.Tensor[] = [];
+    for (let g0 = 0; g0 < B * H; g0 += G) {
+      const size = Math.min(G, B * H - g0);
+      outs.push(
+        tf.tidy(() => {
+          const kb = takeRange(k3, 0, g0, size);
+          const vb = takeRange(v3, 0, g0, size);
+          const keep =
+            opts.mask === undefined
+              ? null
+              : tf.reshape(maskForGroups(opts.mask, g0, size, H), [size, 1, Lk]);
+          const kT = transposeLast(kb); // [G, d, Lk]
+          const qb = takeRange(q3, 0, g0, size);
+          const rows = Math.max(1, Math.min(Lq, Math.floor(BLOCK_BUDGET / (size * Lk))));
+          const parts: tf.Tensor[] = [];
+          for (let r0 = 0; r0 < Lq; r0 += rows) {
+            const R = Math.min(rows, Lq - r0);
+            parts.push(
+              tf.tidy(() =>
+                attendRows(takeRange(qb, 1, r0, R), kT, vb, keep, causal ? r0 : null, scale),
+              ),
+            );
+          }
+          return parts.length === 1 ? parts[0]! : tf.concat(parts, 1);
+        }),
+      );
+    }
+    return tf.reshape(outs.length === 1 ? outs[0]! : tf.concat(outs, 0), [B, H, Lq, dv]);
+  });
+}
+
+/**
+ * Softmax attention of R query rows against all keys. `causalOffset` is the position of the
+ * block's first query, or null when not causal: row i then sees keys j ≤ causalOffset + i. Keys
+ * past the block's last visible position are not computed at all.
+ */
+function attendRows(
+  qr: tf.Tensor,
+  kT: tf.Tensor,
+  v: tf.Tensor,
+  keep: tf.Tensor | null,
+  causalOffset: number | null,
+  scale: number,
+): tf.Tensor {
+  const [G, R] = qr.shape as [number, number, number];
+  let visible = kT.shape[2]!;
+  let kTv = kT;
+  let vv = v;
+  let keepV = keep;
+  if (causalOffset !== null) {
+    visible = Math.min(visible, causalOffset + R);
+    kTv = takeRange(kT, 2, 0, visible);
+    vv = takeRange(v, 1, 0, visible);
+    keepV = keep === null ? null : takeRange(keep, 2, 0, visible);
+  }
+  const scores = tf.mul(groupMatMul(qr, kTv), scale); // [G, R, visible]
+  let allowed: tf.Tensor | null = keepV;
+  if (causalOffset !== null) {
+    const col = tf.range(0, visible, 1, 'int32');
+    const row = tf.reshape(tf.range(causalOffset, causalOffset + R, 1, 'int32'), [R, 1]);
+    const causalKeep = tf.cast(tf.lessEqual(col, row), 'float32'); // [R, visible]
+    allowed =
+      allowed === null ? tf.reshape(causalKeep, [1, R, visible]) : tf.mul(allowed, causalKeep);
+  }
+  if (allowed === null) return groupMatMul(tf.reshape(tf.softmax(scores), [G, R, visible]), vv);
+  // masked softmax: exp(s − max over allowed) on allowed entries, normalised; rows with nothing allowed → 0
+  const big = tf.fill(scores.shape, -3e38);
+  const allowedB = tf.cast(tf.broadcastTo(allowed, scores.shape), 'bool');
+  const masked = tf.where(allowedB, scores, big);
+  const e = tf.mul(tf.exp(tf.sub(masked, tf.max(masked, -1, true))), tf.cast(allowedB, 'float32'));
+  const z = tf.sum(e, -1, true);
+  const p = tf.div(e, tf.maximum(z, 1e-30));
+  return groupMatMul(p, vv);
+}

@@ -1,0 +1,19 @@
+export { requestedBackend, useBackend } from './backends.js';
+export {
+  expectNoLeak,
+  type KnownGap,
+  type ParitySuiteOptions,
+  rand4,
+  randomArray,
+  runParitySuite,
+  TOLERANCES,
+} from './parity-suite.js';
+export {
+  type Array4,
+  maxRelativeError,
+  naiveCausalRecurrence,
+  naiveLinearAttention,
+  naivePositiveFeatures,
+  naiveSoftmaxAttention,
+  type ReferenceOptions,
+} from './reference.js';

@@ -1,0 +1,537 @@
+import { positiveSoftmax } from '@kernel-attention/feature-maps';
+import { createRng, gaussianOrthogonal } from '@kernel-attention/random-features';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { causalState, favorCausalStep, linearCausalStep } from '../causal-state.js';
+import { favorAttention } from '../favor-attention.js';
+import { linearAttention } from '../linear-attention.js';
+import { softmaxAttention } from '../softmax-attention.js';
+import {
+  type Array4,
+  maxRelativeError,
+  naiveCausalRecurrence,
+  naiveLinearAttention,
+  naivePositiveFeatures,
+  naiveSoftmaxAttention,
+} from './reference.js';
+
+/** A test that is known to fail on one backend, recorded with its reason (never silently skipped). */
+export interface KnownGap {
+  test: string;
+  backend: string;
+  reason: string;
+}
+
+/**
+ * Relative tolerances by backend, from float precision: float32 with accumulations of O(100) terms
+ * on CPU/WASM; GPU backends (float32 with fast-math, or float16 textures on some WebGL devices)
+ * at 1e-3 as tfjs's own GPU tests use.
+ */
+export const TOLERANCES: Readonly<Record<string, number>> = {
+  cpu: 2e-5,
+  wasm: 2e-5,
+  webgl: 1e-3,
+  webgpu: 1e-3,
+};
+
+export interface ParitySuiteOptions {
+  /** The backend the suite expects to be active (it checks). */
+  backend: string;
+  tolerance?: number;
+  knownGaps?: readonly KnownGap[];
+}
+
+/** Deterministic Gaussian values (our own PRNG, identical on every backend and machine). */
+export function randomArray(shape: number[], seed: number, scale = 1): Float32Array {
+  const rng = createRng(seed);
+  return Float32Array.from(
+    { length: shape.reduce((a, b) => a * b, 1) },
+    () => scale * rng.normal(),
+  );
+}
+
+export function rand4(
+  shape: [number, number, number, number],
+  seed: number,
+  scale = 1,
+): tf.Tensor4D {
+  return tf.tensor4d(randomArray(shape, seed, scale), shape);
+}
+
+/** Positive features (for linear attention inputs): |N(0,1)| + 0.1. */
+function positive4(shape: [number, number, number, number], seed: number): tf.Tensor4D {
+  return tf.tensor4d(
+    randomArray(shape, seed).map((x) => Math.abs(x) + 0.1),
+    shape,
+  );
+}
+
+const arr = (t: tf.Tensor) => t.arraySync() as Array4;
+
+/** Runs `fn` and checks that it returns one tensor and leaves no other tensor behind. */
+export function expectNoLeak<T extends tf.Tensor>(fn: () => T): T {
+  const before = tf.memory().numTensors;
+  const out = fn();
+  expect(tf.memory().numTensors).toBe(before + 1);
+  return out;
+}
+
+/**
+ * The shared parity suite: every backend runs the same cases against the naive references —
+ * bidirectional and causal linear attention, chunk-size invariance, the closed form, masks, odd
+ * lengths, length 1, exact softmax attention, FAVOR+ end to end, streaming, gradients, extremes,
+ * NaN propagation, leaks and bad input. Call it inside a vitest file with the backend active.
+ *
+ * @example
+ * ```ts
+ * import { runParitySuite } from '@kernel-attention/core/testing';
+ * runParitySuite({ backend: 'wasm' });
+ * ```
+ */
+export function runParitySuite(opts: ParitySuiteOptions): void {
+  const { backend } = opts;
+  const tol = opts.tolerance ?? TOLERANCES[backend] ?? 1e-3;
+  const gaps = new Map(
+    (opts.knownGaps ?? []).filter((g) => g.backend === backend).map((g) => [g.test, g.reason]),
+  );
+  const check = (name: string, fn: () => void) => {
+    const reason = gaps.get(name);
+    if (reason !== undefined) it.fails(`${name} [known gap on ${backend}: ${reason}]`, fn);
+    else it(name, fn);
+  };
+
+  describe(`parity suite on ${backend}`, () => {
+    it('runs on the requested backend', () => {
+      expect(tf.getBackend()).toBe(backend);
+    });
+
+    describe('linearAttention', () => {
+      for (const L of [1, 7, 33]) {
+        check(`bidirectional equals the naive loop (L=${L})`, () => {
+          tf.tidy(() => {
+            const qf = positive4([2, 3, L, 5], 1);
+            const kf = positive4([2, 3, L, 5], 2);
+            const v = rand4([2, 3, L, 4], 3);
+            const out = expectNoLeak(() => linearAttention(qf, kf, v));
+            expect(out.shape).toEqual([2, 3, L, 4]);
+            expect(
+              maxRelativeError(arr(out), naiveLinearAttention(arr(qf), arr(kf), arr(v))),
+            ).toBeLessThan(tol);
+          });
+        });
+        check(`causal equals the naive per-step recurrence for every chunk size (L=${L})`, () => {
+          tf.tidy(() => {
+            const qf = positive4([1, 2, L, 6], 4);
+            const kf = positive4([1, 2, L, 6], 5);
+            const v = rand4([1, 2, L, 3], 6);
+            const ref = naiveCausalRecurrence(arr(qf), arr(kf), arr(v));
+            expect(
+              maxRelativeError(
+                naiveLinearAttention(arr(qf), arr(kf), arr(v), { causal: true }),
+                ref,
+              ),
+            ).toBeLessThan(1e-12);
+            for (const chunkSize of [1, 2, 4, 7, 64]) {
+              const out = expectNoLeak(() =>
+                linearAttention(qf, kf, v, { causal: true, chunkSize }),
+              );
+              expect(maxRelativeError(arr(out), ref)).toBeLessThan(tol);
+            }
+          });
+        });
+      }
+
+      check('cross attention (Lq ≠ Lk), bidirectional', () => {
+        tf.tidy(() => {
+          const qf = positive4([1, 2, 5, 4], 7);
+          const kf = positive4([1, 2, 9, 4], 8);
+          const v = rand4([1, 2, 9, 3], 9);
+          const out = linearAttention(qf, kf, v);
+          expect(out.shape).toEqual([1, 2, 5, 3]);
+          expect(
+            maxRelativeError(arr(out), naiveLinearAttention(arr(qf), arr(kf), arr(v))),
+          ).toBeLessThan(tol);
+        });
+      });
+
+      check(
+        'closed form: q = k = 1 gives the running mean of v (causal) and the mean (bidirectional)',
+        () => {
+          tf.tidy(() => {
+            const L = 37;
+            const ones = tf.ones([1, 1, L, 3]);
+            const v = tf.reshape(tf.range(1, L + 1, 1, 'float32'), [1, 1, L, 1]);
+            const causal = linearAttention(ones, ones, v, {
+              causal: true,
+              chunkSize: 8,
+            }).dataSync();
+            causal.forEach((x, i) =>
+              expect(Math.abs(x - (i + 2) / 2) / ((i + 2) / 2)).toBeLessThan(tol),
+            );
+            const bi = linearAttention(ones, ones, v).dataSync();
+            bi.forEach((x) => expect(Math.abs(x - (L + 1) / 2) / ((L + 1) / 2)).toBeLessThan(tol));
+          });
+        },
+      );
+
+      check('padding mask: padded keys count in neither numerator nor denominator', () => {
+        tf.tidy(() => {
+          const L = 11;
+          const qf = positive4([2, 2, L, 4], 10);
+          const kf = positive4([2, 2, L, 4], 11);
+          const v = rand4([2, 2, L, 3], 12);
+          const maskRows = [
+            [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+            [0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0],
+          ];
+          const mask = tf.tensor2d(maskRows);
+          for (const causal of [false, true]) {
+            const out = expectNoLeak(() =>
+              linearAttention(qf, kf, v, { causal, mask, chunkSize: 4 }),
+            );
+            const ref = naiveLinearAttention(arr(qf), arr(kf), arr(v), { causal, mask: maskRows });
+            expect(maxRelativeError(arr(out), ref)).toBeLessThan(tol);
+            // garbage (NaN, Inf) in padded values changes nothing
+            const bad = tf.where(
+              tf.broadcastTo(tf.reshape(tf.equal(mask, 0), [2, 1, L, 1]), v.shape),
+              tf.fill(v.shape, Number.NaN),
+              v,
+            );
+            const badK = tf.where(
+              tf.broadcastTo(tf.reshape(tf.equal(mask, 0), [2, 1, L, 1]), kf.shape),
+              tf.fill(kf.shape, 1e30),
+              kf,
+            );
+            expect(
+              maxRelativeError(
+                arr(linearAttention(qf, badK, bad, { causal, mask, chunkSize: 4 })),
+                ref,
+              ),
+            ).toBeLessThan(tol);
+          }
+        });
+      });
+
+      check('a query that sees no key gives 0, not NaN', () => {
+        tf.tidy(() => {
+          const qf = positive4([2, 1, 4, 3], 13);
+          const v = rand4([2, 1, 4, 2], 14);
+          const mask = tf.tensor2d([
+            [0, 0, 0, 0],
+            [0, 1, 1, 1],
+          ]);
+          for (const causal of [false, true]) {
+            const out = arr(linearAttention(qf, qf, v, { causal, mask }));
+            expect(out[0]!.flat(2).every((x) => x === 0)).toBe(true);
+            if (causal) expect(out[1]![0]![0]!.every((x) => x === 0)).toBe(true);
+            expect(out.flat(3).every(Number.isFinite)).toBe(true);
+          }
+        });
+      });
+
+      check(
+        'NaN in an unpadded value propagates (it is not hidden); earlier chunks stay finite',
+        () => {
+          tf.tidy(() => {
+            const qf = positive4([1, 1, 4, 3], 15);
+            const vals = randomArray([1, 1, 4, 2], 16);
+            vals[2 * 2] = Number.NaN; // position 2, in the second chunk of size 2
+            const v = tf.tensor4d(vals, [1, 1, 4, 2]);
+            const out = arr(linearAttention(qf, qf, v, { causal: true, chunkSize: 2 }))[0]![0]!;
+            expect(out[0]!.concat(out[1]!).every(Number.isFinite)).toBe(true); // chunks before the NaN: unaffected
+            expect(Number.isNaN(out[2]![0]!) && Number.isNaN(out[3]![0]!)).toBe(true); // from it on: NaN
+            // bidirectional: every output sees position 2
+            expect(
+              arr(linearAttention(qf, qf, v))[0]![0]!.every((row) => Number.isNaN(row[0]!)),
+            ).toBe(true);
+          });
+        },
+      );
+
+      check('gradients match central finite differences (causal, chunked)', () => {
+        tf.tidy(() => {
+          const qf = positive4([1, 1, 6, 3], 17);
+          const kf = positive4([1, 1, 6, 3], 18);
+          const v = rand4([1, 1, 6, 2], 19);
+          const w = rand4([1, 1, 6, 2], 20); // random linear read-out so that the loss is not degenerate
+          const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+            tf.sum(tf.mul(linearAttention(a, b, c, { causal: true, chunkSize: 4 }), w));
+          const grads = tf.grads(loss)([qf, kf, v]);
+          const inputs = [qf, kf, v];
+          const h = 1e-2;
+          inputs.forEach((x, which) => {
+            const g = grads[which]!.dataSync();
+            const base = x.dataSync();
+            for (const idx of [0, 5, x.size - 1]) {
+              const plus = Float32Array.from(base);
+              const minus = Float32Array.from(base);
+              plus[idx]! += h;
+              minus[idx]! -= h;
+              const args = (vals: Float32Array) =>
+                inputs.map((t, j) => (j === which ? tf.tensor(vals, t.shape) : t)) as [
+                  tf.Tensor,
+                  tf.Tensor,
+                  tf.Tensor,
+                ];
+              const fd =
+                (loss(...args(plus)).dataSync()[0]! - loss(...args(minus)).dataSync()[0]!) /
+                (2 * h);
+              expect(Math.abs(fd - g[idx]!)).toBeLessThan(2e-2 * (1 + Math.abs(fd)));
+            }
+          });
+        });
+      });
+    });
+
+    describe('softmaxAttention', () => {
+      for (const [L, causal] of [
+        [1, false],
+        [1, true],
+        [9, false],
+        [9, true],
+        [40, true],
+      ] as const) {
+        check(`equals the naive reference (L=${L}, causal=${causal})`, () => {
+          tf.tidy(() => {
+            const q = rand4([2, 2, L, 8], 21);
+            const k = rand4([2, 2, L, 8], 22);
+            const v = rand4([2, 2, L, 5], 23);
+            const out = expectNoLeak(() => softmaxAttention(q, k, v, { causal }));
+            expect(
+              maxRelativeError(arr(out), naiveSoftmaxAttention(arr(q), arr(k), arr(v), { causal })),
+            ).toBeLessThan(tol);
+          });
+        });
+      }
+      check('padding mask and fully padded rows (0, finite)', () => {
+        tf.tidy(() => {
+          const q = rand4([2, 1, 6, 4], 24);
+          const k = rand4([2, 1, 6, 4], 25);
+          const v = rand4([2, 1, 6, 3], 26);
+          const maskRows = [
+            [1, 1, 1, 0, 0, 0],
+            [0, 0, 1, 1, 1, 1],
+          ];
+          for (const causal of [false, true]) {
+            const out = softmaxAttention(q, k, v, { causal, mask: tf.tensor2d(maskRows) });
+            const ref = naiveSoftmaxAttention(arr(q), arr(k), arr(v), { causal, mask: maskRows });
+            expect(maxRelativeError(arr(out), ref)).toBeLessThan(tol);
+            expect(arr(out).flat(3).every(Number.isFinite)).toBe(true);
+          }
+        });
+      });
+      check('huge scores stay finite (softmax is max-shifted)', () => {
+        tf.tidy(() => {
+          const q = rand4([1, 1, 5, 4], 27, 1e3);
+          const out = softmaxAttention(q, q, rand4([1, 1, 5, 2], 28));
+          expect(Array.from(out.dataSync()).every(Number.isFinite)).toBe(true);
+        });
+      });
+    });
+
+    describe('favorAttention (FAVOR+ positive features)', () => {
+      const d = 8;
+      const m = 16;
+      const w = gaussianOrthogonal(m, d, { seed: 5 });
+      const eps = 1e-4;
+      for (const [L, causal] of [
+        [1, true],
+        [13, false],
+        [13, true],
+        [70, true],
+      ] as const) {
+        check(
+          `equals naive linear attention on Float64 positive features (L=${L}, causal=${causal})`,
+          () => {
+            const phi = positiveSoftmax({ projection: w, eps });
+            tf.tidy(() => {
+              const q = rand4([2, 2, L, d], 30, 0.7);
+              const k = rand4([2, 2, L, d], 31, 0.7);
+              const v = rand4([2, 2, L, 3], 32);
+              favorAttention(q, k, v, { featureMap: phi, causal }); // warm the projection cache
+              const out = expectNoLeak(() =>
+                favorAttention(q, k, v, { featureMap: phi, causal, chunkSize: 8 }),
+              );
+              const qf = naivePositiveFeatures(arr(q), w, 'query', eps);
+              const kf = naivePositiveFeatures(arr(k), w, 'key', eps);
+              expect(
+                maxRelativeError(arr(out), naiveLinearAttention(qf, kf, arr(v), { causal })),
+              ).toBeLessThan(10 * tol);
+            });
+            phi.dispose();
+          },
+        );
+      }
+      check('padded positions give the same result as the truncated sequence', () => {
+        const phi = positiveSoftmax({ projection: w, eps });
+        tf.tidy(() => {
+          const L = 10;
+          const keepLen = 6;
+          const q = rand4([1, 2, L, d], 33);
+          const k = rand4([1, 2, L, d], 34);
+          const v = rand4([1, 2, L, 3], 35);
+          const mask = tf.tensor2d([Array.from({ length: L }, (_, j) => (j < keepLen ? 1 : 0))]);
+          const cut = (t: tf.Tensor) => tf.slice(t, [0, 0, 0, 0], [1, 2, keepLen, t.shape[3]!]);
+          for (const causal of [false, true]) {
+            const padded = favorAttention(q, k, v, { featureMap: phi, causal, mask });
+            const truncated = favorAttention(cut(q), cut(k), cut(v), { featureMap: phi, causal });
+            expect(maxRelativeError(arr(cut(padded)), arr(truncated))).toBeLessThan(tol);
+          }
+        });
+        phi.dispose();
+      });
+      check('inputs with norms up to 1e3 give finite outputs', () => {
+        const phi = positiveSoftmax({ projection: w });
+        tf.tidy(() => {
+          for (const scale of [1e-6, 1, 1e2, 1e3]) {
+            const q = rand4([1, 1, 9, d], 36, scale / Math.sqrt(d));
+            for (const causal of [false, true]) {
+              const out = favorAttention(q, q, rand4([1, 1, 9, 2], 37), {
+                featureMap: phi,
+                causal,
+              });
+              expect(Array.from(out.dataSync()).every(Number.isFinite)).toBe(true);
+            }
+          }
+        });
+        phi.dispose();
+      });
+    });
+
+    describe('streaming (recurrent decoding)', () => {
+      check(
+        'favorCausalStep gives, token by token, what the causal call gives on the same prefix',
+        () => {
+          const d = 6;
+          const phi = positiveSoftmax({
+            projection: gaussianOrthogonal(12, d, { seed: 9 }),
+            eps: 1e-4,
+          });
+          tf.tidy(() => {
+            const L = 9;
+            const q = rand4([2, 2, L, d], 40, 0.8);
+            const k = rand4([2, 2, L, d], 41, 0.8);
+            const v = rand4([2, 2, L, 3], 42);
+            let state = causalState({
+              batch: 2,
+              heads: 2,
+              numFeatures: phi.numFeatures,
+              valueDim: 3,
+            });
+            const tok = (t: tf.Tensor, i: number) =>
+              tf.slice(t, [0, 0, i, 0], [2, 2, 1, t.shape[3]!]);
+            const full = arr(favorAttention(q, k, v, { featureMap: phi, causal: true }));
+            for (let i = 0; i < L; i++) {
+              const { output, state: next } = favorCausalStep(
+                state,
+                tok(q, i),
+                tok(k, i),
+                tok(v, i),
+                { featureMap: phi },
+              );
+              state.dispose();
+              state = next;
+              const pre = (t: tf.Tensor) => tf.slice(t, [0, 0, 0, 0], [2, 2, i + 1, t.shape[3]!]);
+              const prefix = favorAttention(pre(q), pre(k), pre(v), {
+                featureMap: phi,
+                causal: true,
+              });
+              const lastOfPrefix = tf.slice(prefix, [0, 0, i, 0], [2, 2, 1, 3]);
+              expect(maxRelativeError(arr(output), arr(lastOfPrefix))).toBeLessThan(10 * tol);
+              // and the full-sequence causal call differs only through eps's relative size (key stabilizer)
+              const fromFull = full.map((b) => b.map((h) => [h[i]!]));
+              expect(maxRelativeError(arr(output), fromFull)).toBeLessThan(1e-3);
+            }
+            expect(state.steps).toBe(L);
+            state.dispose();
+          });
+          phi.dispose();
+        },
+      );
+      check(
+        'linearCausalStep equals the naive recurrence; a padded token leaves the state unchanged',
+        () => {
+          tf.tidy(() => {
+            const L = 5;
+            const qf = positive4([1, 1, L, 4], 43);
+            const kf = positive4([1, 1, L, 4], 44);
+            const v = rand4([1, 1, L, 2], 45);
+            const ref = naiveCausalRecurrence(arr(qf), arr(kf), arr(v));
+            let state = causalState({ batch: 1, heads: 1, numFeatures: 4, valueDim: 2 });
+            const tok = (t: tf.Tensor, i: number) =>
+              tf.slice(t, [0, 0, i, 0], [1, 1, 1, t.shape[3]!]);
+            for (let i = 0; i < L; i++) {
+              const padded = linearCausalStep(state, tok(qf, i), tok(kf, i), tok(v, i), {
+                mask: tf.tensor2d([[0]]),
+              });
+              expect(Array.from(padded.state.kv.dataSync())).toEqual(
+                Array.from(state.kv.dataSync()),
+              );
+              const { output, state: next } = linearCausalStep(
+                state,
+                tok(qf, i),
+                tok(kf, i),
+                tok(v, i),
+              );
+              state = next;
+              expect(maxRelativeError(Array.from(output.dataSync()), ref[0]![0]![i]!)).toBeLessThan(
+                tol,
+              );
+            }
+          });
+        },
+      );
+    });
+
+    describe('bad input', () => {
+      const q = () => tf.zeros([1, 2, 3, 4]);
+      check(
+        'wrong rank, mismatched shapes, wrong mask shape and wrong dtype name the argument and the shapes',
+        () => {
+          tf.tidy(() => {
+            const phi = positiveSoftmax({ projection: gaussianOrthogonal(4, 4, { seed: 1 }) });
+            const v = tf.zeros([1, 2, 3, 5]);
+            expect(() => softmaxAttention(tf.zeros([2, 3, 4]), q(), v)).toThrow(
+              'softmaxAttention: q must be a rank-4 tensor [batch, heads, length, dim], got shape [2,3,4]',
+            );
+            expect(() =>
+              favorAttention(q(), tf.zeros([1, 3, 3, 4]), v, { featureMap: phi }),
+            ).toThrow(
+              'favorAttention: q and k must agree in batch and heads, got q [1,2,3,4] and k [1,3,3,4]',
+            );
+            expect(() =>
+              favorAttention(q(), tf.zeros([1, 2, 3, 6]), v, { featureMap: phi }),
+            ).toThrow(
+              'favorAttention: q and k must have the same last dimension, got q [1,2,3,4] and k [1,2,3,6]',
+            );
+            expect(() => linearAttention(q(), q(), tf.zeros([1, 2, 4, 5]))).toThrow(
+              'linearAttention: v must agree with kFeat in batch, heads and length, got kFeat [1,2,3,4] and v [1,2,4,5]',
+            );
+            expect(() =>
+              favorAttention(q(), q(), v, { featureMap: phi, mask: tf.ones([1, 4]) }),
+            ).toThrow('favorAttention: mask must have shape [batch, keyLength] = [1,3], got [1,4]');
+            expect(() => softmaxAttention(q(), q(), tf.zeros([1, 2, 3, 5], 'int32'))).toThrow(
+              'softmaxAttention: v must have dtype float32, got int32 (shape [1,2,3,5])',
+            );
+            expect(() =>
+              favorAttention(q(), tf.zeros([1, 2, 5, 4]), tf.zeros([1, 2, 5, 5]), {
+                featureMap: phi,
+                causal: true,
+              }),
+            ).toThrow(
+              'favorAttention: causal attention needs as many queries as keys, got q [1,2,3,4] and k [1,2,5,4]',
+            );
+            expect(() => linearAttention(q(), q(), v, { causal: true, chunkSize: 0 })).toThrow(
+              'linearAttention: chunkSize must be a positive integer, got 0',
+            );
+            // @ts-expect-error runtime check of a JS caller
+            expect(() => favorAttention(q(), q(), v, {})).toThrow(
+              /featureMap must implement FeatureMap/,
+            );
+            phi.dispose();
+          });
+        },
+      );
+    });
+  });
+}

@@ -1,0 +1,138 @@
+/**
+ * Slow, obviously-correct Float64 references (the test oracles): plain loops over nested arrays,
+ * O(L²) per (batch, head). Layout [B][H][L][d] as returned by tensor.arraySync().
+ */
+export type Array4 = number[][][][];
+
+export interface ReferenceOptions {
+  causal?: boolean;
+  /** [B][Lk], 1 keep, 0 pad. */
+  mask?: number[][];
+}
+
+/** out_i = Σ_j w_ij v_j / Σ_j w_ij over visible j, 0 if no visible key; w from `weight`. */
+function weightedAverage(
+  q: Array4,
+  k: Array4,
+  v: Array4,
+  opts: ReferenceOptions,
+  weights: (qi: number[], kRows: number[][], visible: boolean[]) => number[],
+): Array4 {
+  return q.map((qb, b) =>
+    qb.map((qh, h) =>
+      qh.map((qi, i) => {
+        const kRows = k[b]![h]!;
+        const visible = kRows.map(
+          (_, j) => (!opts.causal || j <= i) && (opts.mask ? opts.mask[b]![j] !== 0 : true),
+        );
+        const w = weights(qi, kRows, visible);
+        const dv = v[b]![h]![0]!.length;
+        const out = new Array<number>(dv).fill(0);
+        let z = 0;
+        w.forEach((wj, j) => {
+          if (!visible[j]) return;
+          z += wj;
+          for (let t = 0; t < dv; t++) out[t]! += wj * v[b]![h]![j]![t]!;
+        });
+        return z === 0 ? out.map(() => 0) : out.map((x) => x / z);
+      }),
+    ),
+  );
+}
+
+/** Exact softmax attention with scale 1/√d. */
+export function naiveSoftmaxAttention(
+  q: Array4,
+  k: Array4,
+  v: Array4,
+  opts: ReferenceOptions = {},
+): Array4 {
+  return weightedAverage(q, k, v, opts, (qi, kRows, visible) => {
+    const scale = 1 / Math.sqrt(qi.length);
+    const s = kRows.map((kj) => kj.reduce((acc, x, t) => acc + x * qi[t]!, 0) * scale);
+    const max = Math.max(...s.filter((_, j) => visible[j]), Number.NEGATIVE_INFINITY);
+    return s.map((x, j) => (visible[j] ? Math.exp(x - max) : 0));
+  });
+}
+
+/** Linear attention on given features: weights φ(q_i)·φ(k_j). */
+export function naiveLinearAttention(
+  qf: Array4,
+  kf: Array4,
+  v: Array4,
+  opts: ReferenceOptions = {},
+): Array4 {
+  return weightedAverage(qf, kf, v, opts, (qi, kRows) =>
+    kRows.map((kj) => kj.reduce((acc, x, t) => acc + x * qi[t]!, 0)),
+  );
+}
+
+/**
+ * The naive per-step causal loop: S_i = S_{i−1} + φ(k_i) v_iᵀ, z_i = z_{i−1} + φ(k_i),
+ * out_i = φ(q_i)·S_i / φ(q_i)·z_i — the recurrence the chunked form must reproduce.
+ */
+export function naiveCausalRecurrence(qf: Array4, kf: Array4, v: Array4): Array4 {
+  return qf.map((qb, b) =>
+    qb.map((qh, h) => {
+      const m = qh[0]!.length;
+      const dv = v[b]![h]![0]!.length;
+      const S = Array.from({ length: m }, () => new Array<number>(dv).fill(0));
+      const z = new Array<number>(m).fill(0);
+      return qh.map((qi, i) => {
+        const ki = kf[b]![h]![i]!;
+        const vi = v[b]![h]![i]!;
+        for (let f = 0; f < m; f++) {
+          z[f]! += ki[f]!;
+          for (let t = 0; t < dv; t++) S[f]![t]! += ki[f]! * vi[t]!;
+        }
+        const den = qi.reduce((acc, x, f) => acc + x * z[f]!, 0);
+        return Array.from(
+          { length: dv },
+          (_, t) => qi.reduce((acc, x, f) => acc + x * S[f]![t]!, 0) / den,
+        );
+      });
+    }),
+  );
+}
+
+/** Positive softmax features in Float64 from a row-major projection W [m, d] (DESIGN.md formula). */
+export function naivePositiveFeatures(
+  x: Array4,
+  w: { rows: number; cols: number; data: Float64Array },
+  role: 'query' | 'key',
+  eps: number,
+): Array4 {
+  const { rows: m, cols: d, data } = w;
+  const c = d ** -0.25;
+  return x.map((xb) =>
+    xb.map((xh) => {
+      const us = xh.map((xi) =>
+        Array.from({ length: m }, (_, r) =>
+          xi.reduce((acc, val, t) => acc + c * val * data[r * d + t]!, 0),
+        ),
+      );
+      const ns = xh.map((xi) => (xi.reduce((acc, val) => acc + val * val, 0) * c * c) / 2);
+      const keyMax = Math.max(...us.flat());
+      return us.map((u, i) => {
+        const s = role === 'query' ? Math.max(...u) : keyMax;
+        return u.map((ui) => (Math.exp(ui - ns[i]! - s) + eps) / Math.sqrt(m));
+      });
+    }),
+  );
+}
+
+/** Max |a − b| / (atol + max|b|) over all entries; NaN anywhere counts as Infinity. */
+export function maxRelativeError(a: Array4 | number[], b: Array4 | number[], atol = 1e-6): number {
+  const fa = (a as unknown[]).flat(3) as number[];
+  const fb = (b as unknown[]).flat(3) as number[];
+  if (fa.length !== fb.length)
+    throw new Error(`maxRelativeError: sizes differ (${fa.length} vs ${fb.length})`);
+  const scale = atol + Math.max(...fb.map(Math.abs));
+  let worst = 0;
+  for (let i = 0; i < fa.length; i++) {
+    const e = Math.abs(fa[i]! - fb[i]!);
+    if (Number.isNaN(e)) return Number.POSITIVE_INFINITY;
+    worst = Math.max(worst, e / scale);
+  }
+  return worst;
+}
