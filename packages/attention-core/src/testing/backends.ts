@@ -8,6 +8,7 @@ export type NodeBackendName = 'cpu' | 'wasm';
  * when the backend cannot start — a backend that cannot run fails the suite, never skips it.
  */
 export async function useBackend(name: string): Promise<void> {
+  tf.env().set('IS_TEST', true); // silences tfjs-backend-cpu's "install tfjs-node" banner in Node
   switch (name) {
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');

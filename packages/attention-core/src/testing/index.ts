@@ -1,3 +1,4 @@
+export { predictedFavorMse } from './accuracy.js';
 export { requestedBackend, useBackend } from './backends.js';
 export {
   expectNoLeak,
