@@ -1,6 +1,6 @@
 import { type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import { groupsPerBlock, maskForGroups, takeRange } from './groups.js';
+import { groupsPerBlock, maskForGroups, rangeTaker } from './groups.js';
 import {
   attendBlock,
   DEFAULT_CHUNK_SIZE,
@@ -62,9 +62,9 @@ export function favorAttention(
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d, valueDim: dv } = shapes;
   const phi = opts.featureMap;
   return tf.tidy(() => {
-    const q3 = tf.reshape(q, [B * H, Lq, d]);
-    const k3 = tf.reshape(k, [B * H, Lk, d]);
-    const v3 = tf.reshape(v, [B * H, Lk, dv]);
+    const takeQ = rangeTaker(tf.reshape(q, [B * H, Lq, d]), 0);
+    const takeK = rangeTaker(tf.reshape(k, [B * H, Lk, d]), 0);
+    const takeV = rangeTaker(tf.reshape(v, [B * H, Lk, dv]), 0);
     const width = safeNumFeatures(phi) ?? Math.max(d, 64);
     const G = groupsPerBlock(B * H, Math.max(Lq, Lk), width);
     const outs: tf.Tensor[] = [];
@@ -72,9 +72,9 @@ export function favorAttention(
       const size = Math.min(G, B * H - g0);
       outs.push(
         tf.tidy(() => {
-          const qb = takeRange(q3, 0, g0, size);
-          let kb = takeRange(k3, 0, g0, size);
-          let vb = takeRange(v3, 0, g0, size);
+          const qb = takeQ(g0, size);
+          let kb = takeK(g0, size);
+          let vb = takeV(g0, size);
           let keep: tf.Tensor | null = null;
           if (opts.mask !== undefined) {
             keep = maskForGroups(opts.mask, g0, size, H);

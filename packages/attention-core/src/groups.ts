@@ -3,28 +3,57 @@ import * as tf from '@tensorflow/tfjs-core';
 /**
  * Helpers for walking [B·H, L, ·] tensors group by group and chunk by chunk.
  *
- * Why not tf.slice: on the wasm backend (tfjs 4.22) Slice reads the *whole* source tensor out of
- * the wasm heap before copying the part it needs, so taking many small pieces of a large tensor
- * costs O(pieces × source). Gather is a native kernel whose cost is the size of its output.
- * Other backends slice cheaply (webgl even without a copy), so they keep tf.slice.
+ * Why not tf.slice or tf.gather on wasm: in tfjs-backend-wasm 4.22 Slice first copies the *whole*
+ * source tensor out of the wasm heap (readSync), and Gather runs at about 24 ns per element, so
+ * taking the many pieces of a chunked loop from large tensors costs more than the arithmetic.
+ * On wasm a RangeTaker therefore reads its source out of the heap once and builds each piece
+ * from a JS subarray (a memcpy); the piece gets a custom gradient (zero-padding dy back to the
+ * source shape), so training still works. Other backends slice cheaply (cpu without a copy,
+ * webgl often as a view) and keep tf.slice.
  */
-export function takeRange(x: tf.Tensor, axis: number, start: number, size: number): tf.Tensor {
-  if (start === 0 && size === x.shape[axis]) return x;
-  if (tf.getBackend() === 'wasm') {
-    // Gather's registered gradient needs UnsortedSegmentSum, which wasm lacks; the gradient of
-    // taking a contiguous range is zero-padding dy back to x's shape.
+export type RangeTaker = (start: number, size: number) => tf.Tensor;
+
+/** Returns take(start, size) = x restricted to [start, start + size) along `axis`. */
+export function rangeTaker(x: tf.Tensor, axis: number): RangeTaker {
+  const full = x.shape[axis]!;
+  if (tf.getBackend() !== 'wasm') {
+    return (start, size) => {
+      if (start === 0 && size === full) return x;
+      const begin = x.shape.map((_, i) => (i === axis ? start : 0));
+      return tf.slice(
+        x,
+        begin,
+        x.shape.map((d, i) => (i === axis ? size : d)),
+      );
+    };
+  }
+  const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  let values: tf.TypedArray | null = null; // read out of the heap on first use, once
+  return (start, size) => {
+    if (start === 0 && size === full) return x;
+    values ??= x.dataSync();
+    const src = values;
+    const shape = x.shape.map((d, i) => (i === axis ? size : d));
+    const piece = new (src.constructor as Float32ArrayConstructor)(outer * size * inner);
+    for (let o = 0; o < outer; o++) {
+      const from = (o * full + start) * inner;
+      piece.set(src.subarray(from, from + size * inner), o * size * inner);
+    }
     const paddings = x.shape.map(
-      (s, i) => (i === axis ? [start, s - start - size] : [0, 0]) as [number, number],
+      (d, i) => (i === axis ? [start, d - start - size] : [0, 0]) as [number, number],
     );
-    const take = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-      value: tf.gather(args[0] as tf.Tensor, tf.range(start, start + size, 1, 'int32'), axis),
+    const take = tf.customGrad((..._inputs: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+      value: tf.tensor(piece, shape, x.dtype),
       gradFunc: (dy: tf.Tensor) => tf.pad(dy, paddings),
     }));
     return take(x);
-  }
-  const begin = x.shape.map((_, i) => (i === axis ? start : 0));
-  const sizes = x.shape.map((s, i) => (i === axis ? size : s));
-  return tf.slice(x, begin, sizes);
+  };
+}
+
+/** One piece of x along `axis` (see rangeTaker; prefer a taker when taking many pieces). */
+export function takeRange(x: tf.Tensor, axis: number, start: number, size: number): tf.Tensor {
+  return rangeTaker(x, axis)(start, size);
 }
 
 /**
@@ -68,12 +97,24 @@ export function maskForGroups(mask: tf.Tensor, g0: number, G: number, heads: num
 }
 
 /**
- * num / den where den ≠ 0, else 0 (every key of a query padded): finite and differentiable.
- * The condition is built as −|den| ≥ 0 because tfjs registers a gradient for GreaterEqual but
+ * num / den where den ≠ 0, else num (= 0 when every key of a query is padded): finite and
+ * differentiable, with one pass over num. The condition is built as −|den| ≥ 0 because tfjs registers a gradient for GreaterEqual but
  * not for NotEqual, and the condition lies on the path from the inputs to the output.
  */
 export function safeDivide(num: tf.Tensor, den: tf.Tensor): tf.Tensor {
+  // den = 0 exactly only when every visible key's features are 0, and then num = 0 as well
+  // (unless a value is NaN/Inf, which must propagate): dividing by 1 there gives 0.
   const zero = tf.greaterEqual(tf.neg(tf.abs(den)), 0);
-  const safeDen = tf.where(zero, tf.onesLike(den), den);
-  return tf.where(tf.broadcastTo(zero, num.shape), tf.zerosLike(num), tf.div(num, safeDen));
+  return tf.div(num, tf.where(zero, tf.onesLike(den), den));
+}
+
+/**
+ * 0/1 float mask [rows, cols] with 1 where column j ≤ offset + row i (causal visibility of the
+ * block of queries starting at position `offset`). Built in JS and uploaded: tfjs-wasm's
+ * broadcasting comparisons (as in tf.linalg.bandPart) take seconds at these sizes.
+ */
+export function causalKeep(rows: number, cols: number, offset: number): tf.Tensor2D {
+  const data = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) data.fill(1, i * cols, i * cols + Math.min(cols, offset + i + 1));
+  return tf.tensor2d(data, [rows, cols]);
 }

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  causalKeep,
   groupMatMul,
   groupsPerBlock,
   maskForGroups,
+  rangeTaker,
   safeDivide,
-  takeRange,
   transposeLast,
 } from './groups.js';
 import { validateChunkSize, validateMask, validateQkv } from './validate.js';
@@ -57,18 +58,18 @@ export function linearAttention(
   const chunkSize = validateChunkSize(fn, opts.chunkSize) ?? DEFAULT_CHUNK_SIZE;
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: m, valueDim: dv } = shapes;
   return tf.tidy(() => {
-    const q3 = tf.reshape(qFeat, [B * H, Lq, m]);
-    const k3 = tf.reshape(kFeat, [B * H, Lk, m]);
-    const v3 = tf.reshape(v, [B * H, Lk, dv]);
+    const takeQ = rangeTaker(tf.reshape(qFeat, [B * H, Lq, m]), 0);
+    const takeK = rangeTaker(tf.reshape(kFeat, [B * H, Lk, m]), 0);
+    const takeV = rangeTaker(tf.reshape(v, [B * H, Lk, dv]), 0);
     const G = groupsPerBlock(B * H, Math.max(Lq, Lk), m);
     const outs: tf.Tensor[] = [];
     for (let g0 = 0; g0 < B * H; g0 += G) {
       const size = Math.min(G, B * H - g0);
       outs.push(
         tf.tidy(() => {
-          const qf = takeRange(q3, 0, g0, size);
-          let kf = takeRange(k3, 0, g0, size);
-          let vb = takeRange(v3, 0, g0, size);
+          const qf = takeQ(g0, size);
+          let kf = takeK(g0, size);
+          let vb = takeV(g0, size);
           if (opts.mask !== undefined) {
             const keep = maskForGroups(opts.mask, g0, size, H);
             kf = tf.mul(kf, keep);
@@ -99,9 +100,10 @@ export function attendBlock(
   const numDen = causal
     ? causalNumDen(qf, kf, vOnes, chunkSize)
     : bidirectionalNumDen(qf, kf, vOnes);
-  const Lq = qf.shape[1]!;
-  const num = tf.slice(numDen, [0, 0, 0], [G, Lq, dv]);
-  const den = tf.slice(numDen, [0, 0, dv], [G, Lq, 1]);
+
+  const cols = rangeTaker(numDen, 2);
+  const num = cols(0, dv);
+  const den = cols(dv, 1);
   return safeDivide(num, den) as tf.Tensor3D;
 }
 
@@ -113,7 +115,7 @@ function bidirectionalNumDen(qf: tf.Tensor, kf: tf.Tensor, vOnes: tf.Tensor): tf
 
 /** Lower-triangular ones [C, C] (j ≤ i). */
 function tril(c: number): tf.Tensor2D {
-  return tf.linalg.bandPart(tf.ones([c, c]), -1, 0) as tf.Tensor2D;
+  return causalKeep(c, c, 0);
 }
 
 /**
@@ -131,15 +133,18 @@ function causalNumDen(
   let state: tf.Tensor = tf.zeros([G, m, w]);
   const outs: tf.Tensor[] = [];
   let mask = tril(Math.min(chunkSize, L));
+  const takeQ = rangeTaker(qf, 1);
+  const takeK = rangeTaker(kf, 1);
+  const takeV = rangeTaker(vOnes, 1);
   for (let start = 0; start < L; start += chunkSize) {
     const size = Math.min(chunkSize, L - start);
     if (size !== mask.shape[0]) mask = tril(size);
     const last = start + size >= L;
     // one tidy per chunk: only the chunk's output and the carried state outlive it
     const [out, next] = tf.tidy(() => {
-      const qc = takeRange(qf, 1, start, size);
-      const kcT = transposeLast(takeRange(kf, 1, start, size)); // [G, m, C]
-      const vc = takeRange(vOnes, 1, start, size); // [G, C, w]
+      const qc = takeQ(start, size);
+      const kcT = transposeLast(takeK(start, size)); // [G, m, C]
+      const vc = takeV(start, size); // [G, C, w]
       const scores = tf.mul(groupMatMul(qc, kcT), mask); // [G, C, C]
       const o = tf.add(groupMatMul(scores, vc), groupMatMul(qc, state));
       return [o, last ? state : tf.add(state, groupMatMul(kcT, vc))];

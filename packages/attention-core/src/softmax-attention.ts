@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   BLOCK_BUDGET,
+  causalKeep,
   groupMatMul,
   groupsPerBlock,
   maskForGroups,
+  rangeTaker,
   takeRange,
   transposeLast,
 } from './groups.js';
@@ -45,31 +47,29 @@ export function softmaxAttention(
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d, valueDim: dv } = shapes;
   const scale = 1 / Math.sqrt(d);
   return tf.tidy(() => {
-    const q3 = tf.reshape(q, [B * H, Lq, d]);
-    const k3 = tf.reshape(k, [B * H, Lk, d]);
-    const v3 = tf.reshape(v, [B * H, Lk, dv]);
+    const takeQ = rangeTaker(tf.reshape(q, [B * H, Lq, d]), 0);
+    const takeK = rangeTaker(tf.reshape(k, [B * H, Lk, d]), 0);
+    const takeV = rangeTaker(tf.reshape(v, [B * H, Lk, dv]), 0);
     const G = groupsPerBlock(B * H, Lq, Lk);
     const outs: tf.Tensor[] = [];
     for (let g0 = 0; g0 < B * H; g0 += G) {
       const size = Math.min(G, B * H - g0);
       outs.push(
         tf.tidy(() => {
-          const kb = takeRange(k3, 0, g0, size);
-          const vb = takeRange(v3, 0, g0, size);
+          const kb = takeK(g0, size);
+          const vb = takeV(g0, size);
           const keep =
             opts.mask === undefined
               ? null
               : tf.reshape(maskForGroups(opts.mask, g0, size, H), [size, 1, Lk]);
           const kT = transposeLast(kb); // [G, d, Lk]
-          const qb = takeRange(q3, 0, g0, size);
+          const takeRows = rangeTaker(takeQ(g0, size), 1);
           const rows = Math.max(1, Math.min(Lq, Math.floor(BLOCK_BUDGET / (size * Lk))));
           const parts: tf.Tensor[] = [];
           for (let r0 = 0; r0 < Lq; r0 += rows) {
             const R = Math.min(rows, Lq - r0);
             parts.push(
-              tf.tidy(() =>
-                attendRows(takeRange(qb, 1, r0, R), kT, vb, keep, causal ? r0 : null, scale),
-              ),
+              tf.tidy(() => attendRows(takeRows(r0, R), kT, vb, keep, causal ? r0 : null, scale)),
             );
           }
           return parts.length === 1 ? parts[0]! : tf.concat(parts, 1);
@@ -105,6 +105,12 @@ function attendRows(
     keepV = keep === null ? null : takeRange(keep, 2, 0, visible);
   }
   const scores = tf.mul(groupMatMul(qr, kTv), scale); // [G, R, visible]
+  if (causalOffset !== null && keepV === null) {
+    // causal without padding: every row sees at least its own key, so an additive −1e30 bias on
+    // the future and tfjs's fused softmax are exact (exp underflows to 0 on the biased entries)
+    const bias = tf.mul(tf.sub(causalKeep(R, visible, causalOffset), 1), 1e30); // 0 visible, −1e30 future
+    return groupMatMul(tf.reshape(tf.softmax(tf.add(scores, bias)), [G, R, visible]), vv);
+  }
   let allowed: tf.Tensor | null = keepV;
   if (causalOffset !== null) {
     const col = tf.range(0, visible, 1, 'int32');
