@@ -47,7 +47,11 @@ describe('FAVOR+ accuracy (d = 64, m = 256, L = 128, entries of q and k ~ N(0, Ï
         ),
       );
       const o = out.dataSync();
-      exact.forEach((mu, i) => mu.forEach((x, t) => (sq += (o[i * dv + t]! - x) ** 2)));
+      exact.forEach((mu, i) => {
+        mu.forEach((x, t) => {
+          sq += (o[i * dv + t]! - x) ** 2;
+        });
+      });
       out.dispose();
       phi.dispose();
     }

@@ -58,7 +58,9 @@ function estimates(
     const vals = k.dataSync();
     k.dispose();
     phi.dispose();
-    vals.forEach((v, p) => out[p]!.push(v));
+    vals.forEach((v, p) => {
+      out[p]!.push(v);
+    });
   }
   X.dispose();
   Y.dispose();
