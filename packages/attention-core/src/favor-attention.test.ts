@@ -40,6 +40,28 @@ describe('favorAttention with a kernel defined here, through the FeatureMap inte
   });
 });
 
+describe('floor folding (bidirectional)', () => {
+  it('adding eps on the small products equals adding it to every feature, with a padding mask', () => {
+    const phi = softmaxKernelFeatures(8, 16, { seed: 2, eps: 0.05 }); // a large eps makes any slip visible
+    tf.tidy(() => {
+      const q = rand4([2, 2, 7, 8], 4);
+      const k = rand4([2, 2, 7, 8], 5);
+      const v = rand4([2, 2, 7, 3], 6);
+      const mask = tf.tensor2d([
+        [1, 1, 1, 1, 1, 0, 0],
+        [1, 0, 1, 1, 1, 1, 1],
+      ]);
+      const kMasked = tf.mul(k, tf.reshape(mask, [2, 1, 7, 1]));
+      const unfolded = linearAttention(phi.features(q, 'query'), phi.features(kMasked, 'key'), v, {
+        mask,
+      });
+      const folded = favorAttention(q, k, v, { featureMap: phi, mask });
+      expect(maxRelativeError(arr(folded), arr(unfolded))).toBeLessThan(tol);
+    });
+    phi.dispose();
+  });
+});
+
 describe('training through favorAttention', () => {
   it('gradient descent fits a value projection so that FAVOR+ attention matches a target', async () => {
     const B = 1;

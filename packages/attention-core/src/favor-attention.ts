@@ -82,11 +82,15 @@ export function favorAttention(
             kb = tf.where(keepK, kb, tf.zerosLike(kb));
             vb = tf.where(tf.broadcastTo(tf.cast(keep, 'bool'), vb.shape), vb, tf.zerosLike(vb));
           }
-          const qf = phi.features(qb, 'query');
-          let kf = phi.features(kb, 'key');
+          // bidirectional: add a map's constant floor on the small products, not on every feature
+          const floor =
+            !causal && typeof phi.featuresWithoutFloor === 'function' ? (phi.floor ?? 0) : 0;
+          const qf =
+            floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
+          let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
           assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
           if (keep !== null) kf = tf.mul(kf, keep);
-          return attendBlock(qf, kf, vb, causal, chunkSize);
+          return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep });
         }),
       );
     }

@@ -70,12 +70,13 @@ export function linearAttention(
           const qf = takeQ(g0, size);
           let kf = takeK(g0, size);
           let vb = takeV(g0, size);
+          let keep: tf.Tensor | null = null;
           if (opts.mask !== undefined) {
-            const keep = maskForGroups(opts.mask, g0, size, H);
+            keep = maskForGroups(opts.mask, g0, size, H);
             kf = tf.mul(kf, keep);
             vb = tf.where(tf.broadcastTo(tf.cast(keep, 'bool'), vb.shape), vb, tf.zerosLike(vb));
           }
-          return attendBlock(qf, kf, vb, opts.causal ?? false, chunkSize);
+          return attendBlock(qf, kf, vb, opts.causal ?? false, chunkSize, { keep });
         }),
       );
     }
@@ -85,7 +86,12 @@ export function linearAttention(
 
 /**
  * Linear attention for one block of groups: qf [G, Lq, m], kf [G, Lk, m] (padded rows already
- * zero), v [G, Lk, dv] → [G, Lq, dv]. The denominator rides along as an extra column of ones in V.
+ * zero), v [G, Lk, dv] → [G, Lq, dv]. The denominator rides along as an extra column of V:
+ * ones, or the keep mask [G, Lk, 1] when there is one (so that a floor never counts padded keys).
+ *
+ * `floor` (bidirectional only): the features are qf + floor and kf + floor·keep, with the
+ * constant added here as rank-1 corrections of the small products instead of to every feature:
+ *   (K + f·1)ᵀV' = KᵀV' + f·1 (1ᵀV'),   (Q + f·1)·KV = Q·KV + f·1 (1ᵀKV).
  */
 export function attendBlock(
   qf: tf.Tensor,
@@ -93,24 +99,34 @@ export function attendBlock(
   v: tf.Tensor,
   causal: boolean,
   chunkSize: number,
+  extra: { floor?: number; keep?: tf.Tensor | null } = {},
 ): tf.Tensor3D {
   const [G, Lk] = kf.shape as [number, number, number];
   const dv = v.shape[2]!;
-  const vOnes = tf.concat([v, tf.ones([G, Lk, 1])], 2); // [G, Lk, dv+1]
+  const floor = extra.floor ?? 0;
+  if (floor !== 0 && causal)
+    throw new Error('attendBlock: floor folding is for bidirectional attention only');
+  const vOnes = tf.concat([v, extra.keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv+1]
   const numDen = causal
     ? causalNumDen(qf, kf, vOnes, chunkSize)
-    : bidirectionalNumDen(qf, kf, vOnes);
-
+    : bidirectionalNumDen(qf, kf, vOnes, floor);
   const cols = rangeTaker(numDen, 2);
-  const num = cols(0, dv);
-  const den = cols(dv, 1);
-  return safeDivide(num, den) as tf.Tensor3D;
+  return safeDivide(cols(0, dv), cols(dv, 1)) as tf.Tensor3D;
 }
 
 /** φ(Q) (φ(K)ᵀ [V, 1]) as [G, Lq, dv+1]; (φ(K)ᵀ V')ᵀ = V'ᵀ φ(K) keeps every product untransposed. */
-function bidirectionalNumDen(qf: tf.Tensor, kf: tf.Tensor, vOnes: tf.Tensor): tf.Tensor3D {
-  const kvT = groupMatMul(transposeLast(vOnes), kf); // [G, dv+1, m]
-  return groupMatMul(qf, transposeLast(kvT)); // [G, Lq, dv+1]
+function bidirectionalNumDen(
+  qf: tf.Tensor,
+  kf: tf.Tensor,
+  vOnes: tf.Tensor,
+  floor: number,
+): tf.Tensor3D {
+  const vT = transposeLast(vOnes); // [G, w, Lk]
+  let kvT: tf.Tensor = groupMatMul(vT, kf); // [G, w, m]
+  if (floor !== 0) kvT = tf.add(kvT, tf.mul(tf.sum(vT, -1, true), floor));
+  const kv = transposeLast(kvT); // [G, m, w]
+  const out = groupMatMul(qf, kv); // [G, Lq, w]
+  return (floor === 0 ? out : tf.add(out, tf.mul(tf.sum(kv, 1, true), floor))) as tf.Tensor3D;
 }
 
 /** Lower-triangular ones [C, C] (j ≤ i). */
@@ -130,12 +146,21 @@ function causalNumDen(
 ): tf.Tensor3D {
   const [G, L, m] = qf.shape as [number, number, number];
   const w = vOnes.shape[2]!;
-  let state: tf.Tensor = tf.zeros([G, m, w]);
+  // one group: 2-D tensors throughout (no reshapes around each product); else batched over groups
+  const single = G === 1;
+  const axis = single ? 0 : 1;
+  const as = (x: tf.Tensor, rows: number, cols: number) =>
+    single ? tf.reshape(x, [rows, cols]) : x;
+  const takeQ = rangeTaker(as(qf, L, m), axis);
+  const takeK = rangeTaker(as(kf, L, m), axis);
+  const takeV = rangeTaker(as(vOnes, L, w), axis);
+  const mm = single
+    ? (a: tf.Tensor, b: tf.Tensor) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)
+    : groupMatMul;
+  const tr = single ? (x: tf.Tensor) => tf.transpose(x) : transposeLast;
+  let state: tf.Tensor = single ? tf.zeros([m, w]) : tf.zeros([G, m, w]);
   const outs: tf.Tensor[] = [];
   let mask = tril(Math.min(chunkSize, L));
-  const takeQ = rangeTaker(qf, 1);
-  const takeK = rangeTaker(kf, 1);
-  const takeV = rangeTaker(vOnes, 1);
   for (let start = 0; start < L; start += chunkSize) {
     const size = Math.min(chunkSize, L - start);
     if (size !== mask.shape[0]) mask = tril(size);
@@ -143,15 +168,16 @@ function causalNumDen(
     // one tidy per chunk: only the chunk's output and the carried state outlive it
     const [out, next] = tf.tidy(() => {
       const qc = takeQ(start, size);
-      const kcT = transposeLast(takeK(start, size)); // [G, m, C]
-      const vc = takeV(start, size); // [G, C, w]
-      const scores = tf.mul(groupMatMul(qc, kcT), mask); // [G, C, C]
-      const o = tf.add(groupMatMul(scores, vc), groupMatMul(qc, state));
-      return [o, last ? state : tf.add(state, groupMatMul(kcT, vc))];
+      const kcT = tr(takeK(start, size)); // [(G,) m, C]
+      const vc = takeV(start, size); // [(G,) C, w]
+      const scores = tf.mul(mm(qc, kcT), mask); // [(G,) C, C]
+      const o = tf.add(mm(scores, vc), mm(qc, state));
+      return [o, last ? state : tf.add(state, mm(kcT, vc))];
     });
     if (next !== state) state.dispose();
     state = next;
     outs.push(out);
   }
-  return (outs.length === 1 ? outs[0]! : tf.concat(outs, 1)) as tf.Tensor3D;
+  const all = outs.length === 1 ? outs[0]! : tf.concat(outs, axis);
+  return (single ? tf.reshape(all, [1, L, w]) : all) as tf.Tensor3D;
 }

@@ -68,7 +68,20 @@ export class ExpFeatureMap implements FeatureMap {
     return { u, n: halfSquaredNorm(x2, this.holder.normalizer) };
   }
 
+  /** eps·(numFeatures)^-1/2, the constant part of every feature. */
+  get floor(): number {
+    return this.eps / Math.sqrt(this.numFeatures);
+  }
+
   features(x: tf.Tensor, role: FeatureRole): tf.Tensor {
+    return this.compute(x, role, true);
+  }
+
+  featuresWithoutFloor(x: tf.Tensor, role: FeatureRole): tf.Tensor {
+    return this.compute(x, role, false);
+  }
+
+  private compute(x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor {
     assertRole(this.name, role);
     return tf.tidy(() => {
       const { u, n } = this.exponents(x);
@@ -88,7 +101,7 @@ export class ExpFeatureMap implements FeatureMap {
         shift = tf.sub(tf.add(tf.reshape(n, [groups, length, 1]), s), logRatio);
       }
       let phi = tf.exp(tf.sub(u3, shift));
-      if (this.eps > 0) phi = tf.add(phi, this.eps * Math.exp(logRatio));
+      if (withFloor && this.eps > 0) phi = tf.add(phi, this.eps * Math.exp(logRatio));
       return tf.reshape(phi, outShape);
     });
   }

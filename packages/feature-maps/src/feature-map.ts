@@ -54,6 +54,14 @@ export interface FeatureMap {
    * maps without it are treated as position-local (features of one key depend on that key only).
    */
   keyParts?(x: Tensor): KeyParts;
+  /**
+   * Optional: the constant every feature carries (eps·m'^-1/2 for positive features) and the
+   * features without it, features(x, r) = featuresWithoutFloor(x, r) + floor. Bidirectional
+   * attention then adds the floor to its small m×dv products (a rank-1 correction) instead of
+   * to every one of the L×m' features — one pass over the largest tensors saved.
+   */
+  readonly floor?: number;
+  featuresWithoutFloor?(x: Tensor, role: FeatureRole): Tensor;
   /** Optional: release tensors the map caches (e.g. projections uploaded to a backend). */
   dispose?(): void;
 }

@@ -73,6 +73,45 @@ export function generalized(opts: GeneralizedOptions): FeatureMap & { dispose():
   }
   const fnLabel = typeof opts.fn === 'function' ? 'custom' : opts.fn;
   const stabilizedExp = opts.fn === 'exp';
+  const compute = (x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor => {
+    assertRole(name, role);
+    return tf.tidy(() => {
+      let pre: tf.Tensor;
+      if (holder !== null) {
+        pre = tf.reshape(holder.project(`${name}.features`, x), [
+          ...x.shape.slice(0, -1),
+          holder.rows,
+        ]);
+      } else {
+        assertTensor(
+          `${name}.features`,
+          'x',
+          x,
+          { rank: [2, 99], dtype: 'float32' },
+          '[..., length, dim]',
+        );
+        const d = x.shape[x.rank - 1]!;
+        if (dim !== undefined && d !== dim) {
+          throw new RangeError(
+            `${name}.features: x must have last dimension ${dim}, got shape ${shapeString(x.shape)}`,
+          );
+        }
+        dim = d;
+        pre = tf.mul(x, d ** -0.25);
+      }
+      const out = stabilizedExp ? expStabilized(pre, role) : f(pre);
+      if (
+        !out ||
+        out.shape.length !== pre.shape.length ||
+        out.shape.some((s, i) => s !== pre.shape[i])
+      ) {
+        throw new RangeError(
+          `${name}.features: fn must return a tensor of its input's shape ${shapeString(pre.shape)}, got ${out ? shapeString(out.shape) : String(out)}`,
+        );
+      }
+      return withFloor && kernelEps > 0 ? tf.add(out, kernelEps) : out;
+    });
+  };
   return {
     name: `${name}(${fnLabel})`,
     get numFeatures(): number {
@@ -84,45 +123,9 @@ export function generalized(opts: GeneralizedOptions): FeatureMap & { dispose():
       }
       return dim;
     },
-    features(x: tf.Tensor, role: FeatureRole): tf.Tensor {
-      assertRole(name, role);
-      return tf.tidy(() => {
-        let pre: tf.Tensor;
-        if (holder !== null) {
-          pre = tf.reshape(holder.project(`${name}.features`, x), [
-            ...x.shape.slice(0, -1),
-            holder.rows,
-          ]);
-        } else {
-          assertTensor(
-            `${name}.features`,
-            'x',
-            x,
-            { rank: [2, 99], dtype: 'float32' },
-            '[..., length, dim]',
-          );
-          const d = x.shape[x.rank - 1]!;
-          if (dim !== undefined && d !== dim) {
-            throw new RangeError(
-              `${name}.features: x must have last dimension ${dim}, got shape ${shapeString(x.shape)}`,
-            );
-          }
-          dim = d;
-          pre = tf.mul(x, d ** -0.25);
-        }
-        const out = stabilizedExp ? expStabilized(pre, role) : f(pre);
-        if (
-          !out ||
-          out.shape.length !== pre.shape.length ||
-          out.shape.some((s, i) => s !== pre.shape[i])
-        ) {
-          throw new RangeError(
-            `${name}.features: fn must return a tensor of its input's shape ${shapeString(pre.shape)}, got ${out ? shapeString(out.shape) : String(out)}`,
-          );
-        }
-        return kernelEps > 0 ? tf.add(out, kernelEps) : out;
-      });
-    },
+    floor: kernelEps,
+    features: (x: tf.Tensor, role: FeatureRole) => compute(x, role, true),
+    featuresWithoutFloor: (x: tf.Tensor, role: FeatureRole) => compute(x, role, false),
     ...(stabilizedExp
       ? {
           keyParts: (x: tf.Tensor) => {
