@@ -361,6 +361,37 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
           },
         );
       }
+      check('gradients w.r.t. q, k and v match central finite differences (through φ and its stabilizers)', () => {
+        const phi = positiveSoftmax({ projection: w, eps });
+        tf.tidy(() => {
+          const q = rand4([1, 1, 5, d], 38, 0.5);
+          const k = rand4([1, 1, 5, d], 39, 0.5);
+          const v = rand4([1, 1, 5, 2], 46);
+          const r = rand4([1, 1, 5, 2], 47);
+          for (const causal of [false, true]) {
+            const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+              tf.sum(tf.mul(favorAttention(a, b, c, { featureMap: phi, causal, chunkSize: 2 }), r));
+            const grads = tf.grads(loss)([q, k, v]);
+            const inputs = [q, k, v];
+            const h = 1e-2;
+            inputs.forEach((x, which) => {
+              const g = grads[which]!.dataSync();
+              const base = x.dataSync();
+              for (const idx of [1, 7, x.size - 2]) {
+                const shifted = (delta: number) => {
+                  const vals = Float32Array.from(base);
+                  vals[idx]! += delta;
+                  const args = inputs.map((t, j) => (j === which ? tf.tensor(vals, t.shape) : t));
+                  return loss(args[0]!, args[1]!, args[2]!).dataSync()[0]!;
+                };
+                const fd = (shifted(h) - shifted(-h)) / (2 * h);
+                expect(Math.abs(fd - g[idx]!)).toBeLessThan(2e-2 * (1 + Math.abs(fd)));
+              }
+            });
+          }
+        });
+        phi.dispose();
+      });
       check('padded positions give the same result as the truncated sequence', () => {
         const phi = positiveSoftmax({ projection: w, eps });
         tf.tidy(() => {
