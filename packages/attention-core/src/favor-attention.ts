@@ -1,6 +1,13 @@
 import { type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import { groupsPerBlock, maskForGroups, rangeTaker } from './groups.js';
+import {
+  groupMatMul,
+  groupsPerBlock,
+  maskForGroups,
+  rangeTaker,
+  safeDivide,
+  transposeLast,
+} from './groups.js';
 import {
   attendBlock,
   DEFAULT_CHUNK_SIZE,
@@ -11,7 +18,20 @@ import { validateChunkSize, validateMask, validateQkv } from './validate.js';
 export interface FavorAttentionOptions extends LinearAttentionOptions {
   /** φ: any FeatureMap (positiveSoftmax for FAVOR+, or your own). */
   featureMap: FeatureMap;
+  /**
+   * Bidirectional: longest run of positions whose features are computed at once (default 4096).
+   * Longer sequences go block by block, keys accumulating φ(K)ᵀV with the key stabilizer kept as
+   * a running max (exactly the sequence-wide stabilizer at the end), so memory holds no L×m
+   * feature tensor and the passes stay cache-sized. Results do not depend on it.
+   */
+  featureBlockSize?: number;
 }
+
+/** Default featureBlockSize: up to this length one pass is fastest; beyond, passes outgrow the cache. */
+export const DEFAULT_FEATURE_BLOCK = 4096;
+
+/** "Minus infinity" for a running max that stays finite in exp(a − b). */
+const NO_KEY_YET = -3e38;
 
 export function assertFeatureMap(
   fn: string,
@@ -59,6 +79,8 @@ export function favorAttention(
   const shapes = validateQkv(fn, q, k, v, { causal });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
   const chunkSize = validateChunkSize(fn, opts.chunkSize) ?? DEFAULT_CHUNK_SIZE;
+  const featureBlock =
+    validateChunkSize(fn, opts.featureBlockSize, 'featureBlockSize') ?? DEFAULT_FEATURE_BLOCK;
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d, valueDim: dv } = shapes;
   const phi = opts.featureMap;
   return tf.tidy(() => {
@@ -81,6 +103,9 @@ export function favorAttention(
             const keepK = tf.broadcastTo(tf.cast(keep, 'bool'), kb.shape);
             kb = tf.where(keepK, kb, tf.zerosLike(kb));
             vb = tf.where(tf.broadcastTo(tf.cast(keep, 'bool'), vb.shape), vb, tf.zerosLike(vb));
+          }
+          if (!causal && Math.max(Lq, Lk) > featureBlock) {
+            return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
           }
           // bidirectional: add a map's constant floor on the small products, not on every feature
           const floor =
@@ -128,4 +153,81 @@ function assertFeatures(
       `${fn}: featureMap ${phi.name} must map [G, L, d] to float32 [G, L, m'] with the same m' for queries and keys, got query features ${shapeString(qf.shape)} (${qf.dtype}) and key features ${shapeString(kf.shape)} (${kf.dtype})`,
     );
   }
+}
+
+/**
+ * Bidirectional FAVOR+ for long sequences, features computed `block` positions at a time.
+ * Keys: with KeyParts φ(k_j; s) = e^{ℓ_j − s} base_j + floor, accumulate for a running max r
+ *   KVᵀ ← KVᵀ·e^{r_old − r} + (V'_c ⊙ e^{ℓ_c − r})ᵀ base_c,   ΣV' ← ΣV' + 1ᵀV'_c
+ * so that at the end (s = r, the sequence-wide key stabilizer) KV = Σ_j φ(k_j) v'_jᵀ − floor·1ΣV'ᵀ.
+ * Queries: out_c = φ(Q_c)·(KV + floor·1 ΣV'ᵀ) block by block. Maps without keyParts are
+ * position-local: base = φ(k), ℓ = 0, floor = 0.
+ */
+function blockedBidirectional(
+  fn: string,
+  phi: FeatureMap,
+  qb: tf.Tensor,
+  kb: tf.Tensor,
+  vb: tf.Tensor,
+  keep: tf.Tensor | null,
+  block: number,
+): tf.Tensor {
+  const [G, Lq] = qb.shape as [number, number, number];
+  const Lk = kb.shape[1]!;
+  const dv = vb.shape[2]!;
+  const takeK = rangeTaker(kb, 1);
+  const takeV = rangeTaker(tf.concat([vb, keep ?? tf.ones([G, Lk, 1])], 2), 1); // V' = [V, keep]
+  const takeKeep = keep === null ? null : rangeTaker(keep, 1);
+  let kvT: tf.Tensor | null = null; // [G, w, m]
+  let ref: tf.Tensor = tf.fill([G, 1, 1], NO_KEY_YET);
+  let vSum: tf.Tensor = tf.zeros([G, 1, dv + 1]);
+  let floor = 0;
+  for (let start = 0; start < Lk; start += block) {
+    const size = Math.min(block, Lk - start);
+    const next = tf.tidy(() => {
+      const kc = takeK(start, size);
+      const parts = phi.keyParts
+        ? phi.keyParts(kc)
+        : { base: phi.features(kc, 'key'), logScale: tf.zeros([G, size, 1]), floor: 0 };
+      if (
+        parts.base.rank !== 3 ||
+        parts.base.shape[1] !== size ||
+        parts.logScale.shape[1] !== size
+      ) {
+        throw new RangeError(
+          `${fn}: featureMap ${phi.name} keyParts must map [G, L, d] to base [G, L, m'] and logScale [G, L, 1]`,
+        );
+      }
+      const vc = takeV(start, size); // [G, C, w]
+      const r = tf.maximum(ref, tf.max(parts.logScale, [1, 2], true));
+      let scale = tf.exp(tf.sub(parts.logScale, r)); // [G, C, 1]
+      if (takeKeep !== null) scale = tf.mul(scale, takeKeep(start, size));
+      const term = groupMatMul(transposeLast(tf.mul(vc, scale)), parts.base); // [G, w, m]
+      return {
+        kvT: kvT === null ? term : tf.add(tf.mul(kvT, tf.exp(tf.sub(ref, r))), term),
+        ref: r,
+        vSum: tf.add(vSum, tf.sum(vc, 1, true)),
+        floor: parts.floor,
+      };
+    });
+    tf.dispose([kvT, ref, vSum].filter((t): t is tf.Tensor => t !== null));
+    ({ kvT, ref, vSum, floor } = next);
+  }
+  const kv = tf.tidy(() => {
+    const k = transposeLast(kvT!); // [G, m, w]
+    return floor === 0 ? k : tf.add(k, tf.mul(vSum, floor)); // + floor·1_m ΣV'ᵀ (broadcast over m)
+  });
+  const takeQ = rangeTaker(qb, 1);
+  const outs: tf.Tensor[] = [];
+  for (let start = 0; start < Lq; start += block) {
+    const size = Math.min(block, Lq - start);
+    outs.push(
+      tf.tidy(() => {
+        const numDen = groupMatMul(phi.features(takeQ(start, size), 'query'), kv); // [G, C, w]
+        const cols = rangeTaker(numDen, 2);
+        return safeDivide(cols(0, dv), cols(dv, 1));
+      }),
+    );
+  }
+  return outs.length === 1 ? outs[0]! : tf.concat(outs, 1);
 }

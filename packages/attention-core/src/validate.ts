@@ -79,10 +79,14 @@ export function validateMask(
   }
 }
 
-export function validateChunkSize(fn: string, chunkSize: unknown): number | undefined {
+export function validateChunkSize(
+  fn: string,
+  chunkSize: unknown,
+  name = 'chunkSize',
+): number | undefined {
   if (chunkSize === undefined) return undefined;
   if (typeof chunkSize !== 'number' || !Number.isInteger(chunkSize) || chunkSize < 1) {
-    throw new RangeError(`${fn}: chunkSize must be a positive integer, got ${String(chunkSize)}`);
+    throw new RangeError(`${fn}: ${name} must be a positive integer, got ${String(chunkSize)}`);
   }
   return chunkSize;
 }

@@ -1,4 +1,9 @@
-import { positiveSoftmax } from '@kernel-attention/feature-maps';
+import {
+  generalized,
+  hyperbolicSoftmax,
+  positiveSoftmax,
+  trigSoftmax,
+} from '@kernel-attention/feature-maps';
 import { createRng, gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
@@ -361,37 +366,75 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
           },
         );
       }
-      check('gradients w.r.t. q, k and v match central finite differences (through φ and its stabilizers)', () => {
-        const phi = positiveSoftmax({ projection: w, eps });
-        tf.tidy(() => {
-          const q = rand4([1, 1, 5, d], 38, 0.5);
-          const k = rand4([1, 1, 5, d], 39, 0.5);
-          const v = rand4([1, 1, 5, 2], 46);
-          const r = rand4([1, 1, 5, 2], 47);
-          for (const causal of [false, true]) {
-            const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-              tf.sum(tf.mul(favorAttention(a, b, c, { featureMap: phi, causal, chunkSize: 2 }), r));
-            const grads = tf.grads(loss)([q, k, v]);
-            const inputs = [q, k, v];
-            const h = 1e-2;
-            inputs.forEach((x, which) => {
-              const g = grads[which]!.dataSync();
-              const base = x.dataSync();
-              for (const idx of [1, 7, x.size - 2]) {
-                const shifted = (delta: number) => {
-                  const vals = Float32Array.from(base);
-                  vals[idx]! += delta;
-                  const args = inputs.map((t, j) => (j === which ? tf.tensor(vals, t.shape) : t));
-                  return loss(args[0]!, args[1]!, args[2]!).dataSync()[0]!;
-                };
-                const fd = (shifted(h) - shifted(-h)) / (2 * h);
-                expect(Math.abs(fd - g[idx]!)).toBeLessThan(2e-2 * (1 + Math.abs(fd)));
+      check(
+        'gradients w.r.t. q, k and v match central finite differences (through φ and its stabilizers)',
+        () => {
+          const phi = positiveSoftmax({ projection: w, eps });
+          tf.tidy(() => {
+            const q = rand4([1, 1, 5, d], 38, 0.5);
+            const k = rand4([1, 1, 5, d], 39, 0.5);
+            const v = rand4([1, 1, 5, 2], 46);
+            const r = rand4([1, 1, 5, 2], 47);
+            for (const causal of [false, true]) {
+              const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+                tf.sum(
+                  tf.mul(favorAttention(a, b, c, { featureMap: phi, causal, chunkSize: 2 }), r),
+                );
+              const grads = tf.grads(loss)([q, k, v]);
+              const inputs = [q, k, v];
+              const h = 1e-2;
+              inputs.forEach((x, which) => {
+                const g = grads[which]!.dataSync();
+                const base = x.dataSync();
+                for (const idx of [1, 7, x.size - 2]) {
+                  const shifted = (delta: number) => {
+                    const vals = Float32Array.from(base);
+                    vals[idx]! += delta;
+                    const args = inputs.map((t, j) => (j === which ? tf.tensor(vals, t.shape) : t));
+                    return loss(args[0]!, args[1]!, args[2]!).dataSync()[0]!;
+                  };
+                  const fd = (shifted(h) - shifted(-h)) / (2 * h);
+                  expect(Math.abs(fd - g[idx]!)).toBeLessThan(2e-2 * (1 + Math.abs(fd)));
+                }
+              });
+            }
+          });
+          phi.dispose();
+        },
+      );
+      check(
+        'bidirectional results do not depend on featureBlockSize (blocked keys, running stabilizer)',
+        () => {
+          const maps = [
+            positiveSoftmax({ projection: w, eps }),
+            hyperbolicSoftmax({ projection: w, eps }),
+            trigSoftmax({ projection: w }),
+            generalized({ projection: w, fn: 'relu' }), // no keyParts: position-local
+          ];
+          tf.tidy(() => {
+            const L = 11;
+            const q = rand4([2, 2, L, d], 48, 0.8);
+            const k = rand4([2, 2, L, d], 49, 0.8);
+            const v = rand4([2, 2, L, 3], 50);
+            const mask = tf.tensor2d([
+              [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0],
+              [0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1],
+            ]);
+            for (const featureMap of maps) {
+              for (const m of [undefined, mask]) {
+                const whole = favorAttention(q, k, v, { featureMap, mask: m });
+                for (const featureBlockSize of [1, 3, 4, 10]) {
+                  const blocked = expectNoLeak(() =>
+                    favorAttention(q, k, v, { featureMap, mask: m, featureBlockSize }),
+                  );
+                  expect(maxRelativeError(arr(blocked), arr(whole))).toBeLessThan(tol);
+                }
               }
-            });
-          }
-        });
-        phi.dispose();
-      });
+            }
+          });
+          for (const m of maps) m.dispose();
+        },
+      );
       check('padded positions give the same result as the truncated sequence', () => {
         const phi = positiveSoftmax({ projection: w, eps });
         tf.tidy(() => {
