@@ -13,6 +13,11 @@ import * as tf from '@tensorflow/tfjs-core';
  */
 export type RangeTaker = (start: number, size: number) => tf.Tensor;
 
+/** tfjs-backend-wasm's readSync takes an element range [start, end) and copies only that. */
+interface RangeReadable {
+  readSync(dataId: object, start?: number, end?: number): tf.backend_util.BackendValues;
+}
+
 /** Returns take(start, size) = x restricted to [start, start + size) along `axis`. */
 export function rangeTaker(x: tf.Tensor, axis: number): RangeTaker {
   const full = x.shape[axis]!;
@@ -29,16 +34,26 @@ export function rangeTaker(x: tf.Tensor, axis: number): RangeTaker {
   }
   const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  let values: tf.TypedArray | null = null; // read out of the heap on first use, once
+  let values: tf.TypedArray | null = null; // strided pieces: the source read out of the heap once
   return (start, size) => {
     if (start === 0 && size === full) return x;
-    values ??= x.dataSync();
-    const src = values;
     const shape = x.shape.map((d, i) => (i === axis ? size : d));
-    const piece = new (src.constructor as Float32ArrayConstructor)(outer * size * inner);
-    for (let o = 0; o < outer; o++) {
-      const from = (o * full + start) * inner;
-      piece.set(src.subarray(from, from + size * inner), o * size * inner);
+    let piece: tf.TypedArray;
+    if (outer === 1) {
+      // contiguous: read just this range of the heap (whole-source reads dominate at large B·H·L)
+      piece = (tf.backend() as RangeReadable).readSync(
+        x.dataId,
+        start * inner,
+        (start + size) * inner,
+      ) as tf.TypedArray;
+    } else {
+      values ??= x.dataSync();
+      const src = values;
+      piece = new (src.constructor as Float32ArrayConstructor)(outer * size * inner);
+      for (let o = 0; o < outer; o++) {
+        const from = (o * full + start) * inner;
+        piece.set(src.subarray(from, from + size * inner), o * size * inner);
+      }
     }
     const paddings = x.shape.map(
       (d, i) => (i === axis ? [start, d - start - size] : [0, 0]) as [number, number],
@@ -49,11 +64,6 @@ export function rangeTaker(x: tf.Tensor, axis: number): RangeTaker {
     }));
     return take(x);
   };
-}
-
-/** One piece of x along `axis` (see rangeTaker; prefer a taker when taking many pieces). */
-export function takeRange(x: tf.Tensor, axis: number, start: number, size: number): tf.Tensor {
-  return rangeTaker(x, axis)(start, size);
 }
 
 /**
@@ -114,7 +124,18 @@ export function safeDivide(num: tf.Tensor, den: tf.Tensor): tf.Tensor {
  * broadcasting comparisons (as in tf.linalg.bandPart) take seconds at these sizes.
  */
 export function causalKeep(rows: number, cols: number, offset: number): tf.Tensor2D {
-  const data = new Float32Array(rows * cols);
+  // wasm copies uploads into its heap, so one scratch buffer can serve every call there; other
+  // backends (cpu) may keep the array they are given, so they get a fresh one
+  const n = rows * cols;
+  let data: Float32Array;
+  if (tf.getBackend() === 'wasm') {
+    if (scratch.length < n) scratch = new Float32Array(n);
+    data = scratch.subarray(0, n);
+    data.fill(0);
+  } else {
+    data = new Float32Array(n);
+  }
   for (let i = 0; i < rows; i++) data.fill(1, i * cols, i * cols + Math.min(cols, offset + i + 1));
   return tf.tensor2d(data, [rows, cols]);
 }
+let scratch = new Float32Array(0);

@@ -6,7 +6,6 @@ import {
   groupsPerBlock,
   maskForGroups,
   rangeTaker,
-  takeRange,
   transposeLast,
 } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -62,15 +61,22 @@ export function softmaxAttention(
             opts.mask === undefined
               ? null
               : tf.reshape(maskForGroups(opts.mask, g0, size, H), [size, 1, Lk]);
-          const kT = transposeLast(kb); // [G, d, Lk]
+          // takers made once per group: each reads its source out of the heap at most once
+          const takeKT = rangeTaker(transposeLast(kb), 2); // [G, d, Lk]
+          const takeVb = rangeTaker(vb, 1);
+          const takeKeep = keep === null ? null : rangeTaker(keep, 2);
+          const keys: GroupKeys = {
+            kT: (n) => takeKT(0, n),
+            v: (n) => takeVb(0, n),
+            keep: takeKeep === null ? null : (n) => takeKeep(0, n),
+            length: Lk,
+          };
           const takeRows = rangeTaker(takeQ(g0, size), 1);
           const rows = Math.max(1, Math.min(Lq, Math.floor(BLOCK_BUDGET / (size * Lk))));
           const parts: tf.Tensor[] = [];
           for (let r0 = 0; r0 < Lq; r0 += rows) {
             const R = Math.min(rows, Lq - r0);
-            parts.push(
-              tf.tidy(() => attendRows(takeRows(r0, R), kT, vb, keep, causal ? r0 : null, scale)),
-            );
+            parts.push(tf.tidy(() => attendRows(takeRows(r0, R), keys, causal ? r0 : null, scale)));
           }
           return parts.length === 1 ? parts[0]! : tf.concat(parts, 1);
         }),
@@ -80,31 +86,33 @@ export function softmaxAttention(
   });
 }
 
+/** The keys of one group block, taken by prefix length (causal row blocks see a prefix). */
+interface GroupKeys {
+  /** [G, d, n] */
+  kT: (n: number) => tf.Tensor;
+  /** [G, n, dv] */
+  v: (n: number) => tf.Tensor;
+  /** [G, 1, n] keep mask, or null */
+  keep: ((n: number) => tf.Tensor) | null;
+  length: number;
+}
+
 /**
- * Softmax attention of R query rows against all keys. `causalOffset` is the position of the
- * block's first query, or null when not causal: row i then sees keys j ≤ causalOffset + i. Keys
- * past the block's last visible position are not computed at all.
+ * Softmax attention of R query rows against the group's keys. `causalOffset` is the position of
+ * the block's first query, or null when not causal: row i then sees keys j ≤ causalOffset + i.
+ * Keys past the block's last visible position are not computed at all.
  */
 function attendRows(
   qr: tf.Tensor,
-  kT: tf.Tensor,
-  v: tf.Tensor,
-  keep: tf.Tensor | null,
+  keys: GroupKeys,
   causalOffset: number | null,
   scale: number,
 ): tf.Tensor {
   const [G, R] = qr.shape as [number, number, number];
-  let visible = kT.shape[2]!;
-  let kTv = kT;
-  let vv = v;
-  let keepV = keep;
-  if (causalOffset !== null) {
-    visible = Math.min(visible, causalOffset + R);
-    kTv = takeRange(kT, 2, 0, visible);
-    vv = takeRange(v, 1, 0, visible);
-    keepV = keep === null ? null : takeRange(keep, 2, 0, visible);
-  }
-  const scores = tf.mul(groupMatMul(qr, kTv), scale); // [G, R, visible]
+  const visible = causalOffset === null ? keys.length : Math.min(keys.length, causalOffset + R);
+  const vv = keys.v(visible);
+  const keepV = keys.keep === null ? null : keys.keep(visible);
+  const scores = tf.mul(groupMatMul(qr, keys.kT(visible)), scale); // [G, R, visible]
   if (causalOffset !== null && keepV === null) {
     // causal without padding: every row sees at least its own key, so an additive −1e30 bias on
     // the future and tfjs's fused softmax are exact (exp underflows to 0 on the biased entries)
@@ -113,11 +121,9 @@ function attendRows(
   }
   let allowed: tf.Tensor | null = keepV;
   if (causalOffset !== null) {
-    const col = tf.range(0, visible, 1, 'int32');
-    const row = tf.reshape(tf.range(causalOffset, causalOffset + R, 1, 'int32'), [R, 1]);
-    const causalKeep = tf.cast(tf.lessEqual(col, row), 'float32'); // [R, visible]
+    const visibleNow = causalKeep(R, visible, causalOffset); // [R, visible]
     allowed =
-      allowed === null ? tf.reshape(causalKeep, [1, R, visible]) : tf.mul(allowed, causalKeep);
+      allowed === null ? tf.reshape(visibleNow, [1, R, visible]) : tf.mul(allowed, visibleNow);
   }
   if (allowed === null) return groupMatMul(tf.reshape(tf.softmax(scores), [G, R, visible]), vv);
   // masked softmax: exp(s − max over allowed) on allowed entries, normalised; rows with nothing allowed → 0
