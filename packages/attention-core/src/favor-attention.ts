@@ -107,6 +107,19 @@ export function favorAttention(
           if (!causal && Math.max(Lq, Lk) > featureBlock) {
             return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
           }
+          if (!causal && typeof phi.factoredFeatures === 'function') {
+            // features as scale ⊙ rows + floor: scales and floor go to the small products
+            const fq = phi.factoredFeatures(qb, 'query');
+            const fk = phi.factoredFeatures(kb, 'key');
+            assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
+            const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
+            return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
+              floor: fk.floor,
+              keep,
+              qScale: fq.scale,
+              kScale,
+            });
+          }
           // bidirectional: add a map's constant floor on the small products, not on every feature
           const floor =
             !causal && typeof phi.featuresWithoutFloor === 'function' ? (phi.floor ?? 0) : 0;

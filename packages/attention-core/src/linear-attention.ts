@@ -99,7 +99,7 @@ export function attendBlock(
   v: tf.Tensor,
   causal: boolean,
   chunkSize: number,
-  extra: { floor?: number; keep?: tf.Tensor | null } = {},
+  extra: { floor?: number; keep?: tf.Tensor | null; qScale?: tf.Tensor; kScale?: tf.Tensor } = {},
 ): tf.Tensor3D {
   const [G, Lk] = kf.shape as [number, number, number];
   const dv = v.shape[2]!;
@@ -109,23 +109,29 @@ export function attendBlock(
   const vOnes = tf.concat([v, extra.keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv+1]
   const numDen = causal
     ? causalNumDen(qf, kf, vOnes, chunkSize)
-    : bidirectionalNumDen(qf, kf, vOnes, floor);
+    : bidirectionalNumDen(qf, kf, vOnes, floor, extra.qScale, extra.kScale);
   const cols = rangeTaker(numDen, 2);
   return safeDivide(cols(0, dv), cols(dv, 1)) as tf.Tensor3D;
 }
 
-/** φ(Q) (φ(K)ᵀ [V, 1]) as [G, Lq, dv+1]; (φ(K)ᵀ V')ᵀ = V'ᵀ φ(K) keeps every product untransposed. */
+/**
+ * φ(Q) (φ(K)ᵀ [V, 1]) as [G, Lq, dv+1]; (φ(K)ᵀ V')ᵀ = V'ᵀ φ(K) keeps every product untransposed.
+ * With row scales and a floor (features a ⊙ Q + f and b ⊙ K + f) both go to the small side:
+ *   (b ⊙ K + f)ᵀV' = Kᵀ(b ⊙ V') + f·1(1ᵀV'),   (a ⊙ Q + f)·KV = a ⊙ (Q·KV) + f·1(1ᵀKV).
+ */
 function bidirectionalNumDen(
   qf: tf.Tensor,
   kf: tf.Tensor,
   vOnes: tf.Tensor,
   floor: number,
+  qScale?: tf.Tensor,
+  kScale?: tf.Tensor,
 ): tf.Tensor3D {
-  const vT = transposeLast(vOnes); // [G, w, Lk]
-  let kvT: tf.Tensor = groupMatMul(vT, kf); // [G, w, m]
-  if (floor !== 0) kvT = tf.add(kvT, tf.mul(tf.sum(vT, -1, true), floor));
-  const kv = transposeLast(kvT); // [G, m, w]
-  const out = groupMatMul(qf, kv); // [G, Lq, w]
+  const vT = transposeLast(kScale ? tf.mul(vOnes, kScale) : vOnes); // [G, w, Lk]
+  let kv: tf.Tensor = transposeLast(groupMatMul(vT, kf)); // [G, m, w]
+  if (floor !== 0) kv = tf.add(kv, tf.mul(tf.sum(vOnes, 1, true), floor)); // + f·1_m (1ᵀV'): [G, 1, w] over m
+  let out: tf.Tensor = groupMatMul(qf, kv); // [G, Lq, w]
+  if (qScale) out = tf.mul(out, qScale);
   return (floor === 0 ? out : tf.add(out, tf.mul(tf.sum(kv, 1, true), floor))) as tf.Tensor3D;
 }
 

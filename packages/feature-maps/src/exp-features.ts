@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
+import type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { type Projection, ProjectionHolder } from './projection.js';
 import { describe } from './validate-number.js';
 
@@ -81,43 +81,71 @@ export class ExpFeatureMap implements FeatureMap {
     return this.compute(x, role, false);
   }
 
+  /**
+   * φ(x) = scale ⊙ rows + floor with rows = softmax(u) over the feature axis and scale one factor
+   * per row: exp(u − ℓ) = Z·softmax(u) for the row max ℓ and Z = 1 / max softmax(u), so
+   *   query: φ = m'^-1/2·(e^{−½|x̂|²}·Z)·rows + floor              (s = ℓ)
+   *   key:   φ = m'^-1/2·(e^{ℓ − s − ½|x̂|²}·Z)·rows + floor        (s = max ℓ over the group)
+   * tfjs-wasm's softmax kernel is vectorized, its exp is not: this form costs a third of
+   * max + subtract + exp, and attention can apply `scale` to its small products.
+   */
+  factoredFeatures(x: tf.Tensor, role: FeatureRole): FactoredFeatures {
+    assertRole(this.name, role);
+    const out = tf.tidy(() => {
+      const { rows, logScale } = this.factored(x, role);
+      const lead = x.shape.slice(0, -1);
+      return {
+        rows: tf.reshape(rows, [...lead, this.numFeatures]),
+        scale: tf.reshape(tf.exp(logScale), [...lead, 1]),
+        floor: this.floor,
+      };
+    });
+    return out;
+  }
+
+  /** rows = softmax(u) [N, m'] and log of the per-row factor (see factoredFeatures) [N, 1]. */
+  private factored(
+    x: tf.Tensor,
+    role: FeatureRole,
+  ): { rows: tf.Tensor2D; logScale: tf.Tensor2D; rowMax: tf.Tensor2D } {
+    const { u, n } = this.exponents(x);
+    const logRatio = -0.5 * Math.log(this.numFeatures);
+    const rows = tf.softmax(u) as tf.Tensor2D;
+    const logZ = tf.neg(tf.log(tf.max(rows, -1, true))); // softmax's max entry is e^0 / Z
+    const rowMax = tf.max(u, -1, true) as tf.Tensor2D; // ℓ
+    let logScale = tf.add(tf.sub(logZ, n), logRatio); // query: s = ℓ cancels against exp(u − ℓ)
+    if (!this.stabilize) {
+      logScale = tf.add(logScale, rowMax); // s = 0
+    } else if (role === 'key') {
+      const { groups, length } = groupsOf(x);
+      const ell = tf.reshape(rowMax, [groups, length, 1]);
+      const s = tf.max(ell, [1, 2], true); // per (batch, head) group
+      logScale = tf.add(logScale, tf.reshape(tf.sub(ell, s), [-1, 1]));
+    }
+    return { rows, logScale: logScale as tf.Tensor2D, rowMax };
+  }
+
   private compute(x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor {
     assertRole(this.name, role);
     return tf.tidy(() => {
-      const { u, n } = this.exponents(x);
-      const m = this.numFeatures;
-      const logRatio = -0.5 * Math.log(m); // r = m^-1/2 folded into the exponent
-      const outShape = [...x.shape.slice(0, -1), m];
-      let shift: tf.Tensor; // per-row (query) or per-row + per-group (key) amount subtracted from u
-      let u3: tf.Tensor = u;
-      if (!this.stabilize) {
-        shift = tf.sub(n, logRatio);
-      } else if (role === 'query') {
-        shift = tf.sub(tf.add(n, tf.max(u, -1, true)), logRatio);
-      } else {
-        const { groups, length } = groupsOf(x);
-        u3 = tf.reshape(u, [groups, length, m]);
-        const s = tf.max(u3, [1, 2], true); // [G, 1, 1]
-        shift = tf.sub(tf.add(tf.reshape(n, [groups, length, 1]), s), logRatio);
-      }
-      let phi = tf.exp(tf.sub(u3, shift));
-      if (withFloor && this.eps > 0) phi = tf.add(phi, this.eps * Math.exp(logRatio));
-      return tf.reshape(phi, outShape);
+      const { rows, logScale } = this.factored(x, role);
+      let phi = tf.mul(rows, tf.exp(logScale));
+      if (withFloor && this.eps > 0) phi = tf.add(phi, this.floor);
+      return tf.reshape(phi, [...x.shape.slice(0, -1), this.numFeatures]);
     });
   }
 
   keyParts(x: tf.Tensor): KeyParts {
     const parts = tf.tidy(() => {
-      const { u, n } = this.exponents(x);
-      const m = this.numFeatures;
-      const logRatio = -0.5 * Math.log(m);
-      const rowMax = this.stabilize ? tf.max(u, -1, true) : tf.zerosLike(n);
-      const base = tf.exp(tf.sub(u, tf.sub(tf.add(n, rowMax), logRatio)));
+      // φ(k_j; s) = e^{ℓ_j − s}·base_j + floor with base = m'^-1/2·e^{−½|x̂|²}·Z·rows (the query form)
+      const { rows, logScale, rowMax } = this.factored(x, 'query');
       const lead = x.shape.slice(0, -1);
+      const ell = this.stabilize ? rowMax : tf.zerosLike(rowMax);
+      const baseLog = this.stabilize ? logScale : tf.add(logScale, rowMax);
       return {
-        base: tf.reshape(base, [...lead, m]),
-        logScale: tf.reshape(rowMax, [...lead, 1]),
-        floor: this.eps * Math.exp(logRatio),
+        base: tf.reshape(tf.mul(rows, tf.exp(baseLog)), [...lead, this.numFeatures]),
+        logScale: tf.reshape(ell, [...lead, 1]),
+        floor: this.floor,
       };
     });
     return parts;

@@ -22,6 +22,18 @@ export interface KeyParts {
 }
 
 /**
+ * Features as φ(x) = scale ⊙ rows + floor, scale one factor per row ([..., L, 1]); lets
+ * attention apply the factor to its small products instead of to every feature.
+ */
+export interface FactoredFeatures {
+  /** [..., L, m'] */
+  rows: Tensor;
+  /** [..., L, 1] */
+  scale: Tensor;
+  floor: number;
+}
+
+/**
  * A kernel feature map φ: R^d → R^{m'} with φ(q)·φ(k) ≈ K(q, k). This is the interface a
  * researcher implements to plug their own kernel into `favorAttention` and every mechanism
  * that takes a feature map.
@@ -62,6 +74,8 @@ export interface FeatureMap {
    */
   readonly floor?: number;
   featuresWithoutFloor?(x: Tensor, role: FeatureRole): Tensor;
+  /** Optional: the same features as scale ⊙ rows + floor (see FactoredFeatures). */
+  factoredFeatures?(x: Tensor, role: FeatureRole): FactoredFeatures;
   /** Optional: release tensors the map caches (e.g. projections uploaded to a backend). */
   dispose?(): void;
 }

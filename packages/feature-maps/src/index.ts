@@ -1,4 +1,4 @@
-export type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
+export type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
 export {
   hyperbolicSoftmax,
