@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   groupMatMul,
   groupsPerBlock,
-  maskForGroups,
+  mapGroupBlocks,
   rangeTaker,
   safeDivide,
   transposeLast,
@@ -81,58 +81,45 @@ export function favorAttention(
   const chunkSize = validateChunkSize(fn, opts.chunkSize) ?? DEFAULT_CHUNK_SIZE;
   const featureBlock =
     validateChunkSize(fn, opts.featureBlockSize, 'featureBlockSize') ?? DEFAULT_FEATURE_BLOCK;
-  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d, valueDim: dv } = shapes;
+  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
   const phi = opts.featureMap;
   return tf.tidy(() => {
-    const takeQ = rangeTaker(tf.reshape(q, [B * H, Lq, d]), 0);
-    const takeK = rangeTaker(tf.reshape(k, [B * H, Lk, d]), 0);
-    const takeV = rangeTaker(tf.reshape(v, [B * H, Lk, dv]), 0);
     const width = safeNumFeatures(phi) ?? Math.max(d, 64);
-    const G = groupsPerBlock(B * H, Math.max(Lq, Lk), width);
-    const outs: tf.Tensor[] = [];
-    for (let g0 = 0; g0 < B * H; g0 += G) {
-      const size = Math.min(G, B * H - g0);
-      outs.push(
-        tf.tidy(() => {
-          const qb = takeQ(g0, size);
-          let kb = takeK(g0, size);
-          let vb = takeV(g0, size);
-          let keep: tf.Tensor | null = null;
-          if (opts.mask !== undefined) {
-            keep = maskForGroups(opts.mask, g0, size, H);
-            const keepK = tf.broadcastTo(tf.cast(keep, 'bool'), kb.shape);
-            kb = tf.where(keepK, kb, tf.zerosLike(kb));
-            vb = tf.where(tf.broadcastTo(tf.cast(keep, 'bool'), vb.shape), vb, tf.zerosLike(vb));
-          }
-          if (!causal && Math.max(Lq, Lk) > featureBlock) {
-            return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
-          }
-          if (!causal && typeof phi.factoredFeatures === 'function') {
-            // features as scale ⊙ rows + floor: scales and floor go to the small products
-            const fq = phi.factoredFeatures(qb, 'query');
-            const fk = phi.factoredFeatures(kb, 'key');
-            assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
-            const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
-            return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
-              floor: fk.floor,
-              keep,
-              qScale: fq.scale,
-              kScale,
-            });
-          }
-          // bidirectional: add a map's constant floor on the small products, not on every feature
-          const floor =
-            !causal && typeof phi.featuresWithoutFloor === 'function' ? (phi.floor ?? 0) : 0;
-          const qf =
-            floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
-          let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
-          assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
-          if (keep !== null) kf = tf.mul(kf, keep);
-          return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep });
-        }),
-      );
-    }
-    return tf.reshape(outs.length === 1 ? outs[0]! : tf.concat(outs, 0), [B, H, Lq, dv]);
+    const groups = groupsPerBlock(B * H, Math.max(Lq, Lk), width);
+    return mapGroupBlocks(
+      q,
+      k,
+      v,
+      opts.mask,
+      shapes,
+      groups,
+      ({ size, q: qb, k: kb, v: vb, keep }) => {
+        if (!causal && Math.max(Lq, Lk) > featureBlock) {
+          return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
+        }
+        if (!causal && typeof phi.factoredFeatures === 'function') {
+          // features as scale ⊙ rows + floor: scales and floor go to the small products
+          const fq = phi.factoredFeatures(qb, 'query');
+          const fk = phi.factoredFeatures(kb, 'key');
+          assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
+          const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
+          return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
+            floor: fk.floor,
+            keep,
+            qScale: fq.scale,
+            kScale,
+          });
+        }
+        // bidirectional: add a map's constant floor on the small products, not on every feature
+        const floor =
+          !causal && typeof phi.featuresWithoutFloor === 'function' ? (phi.floor ?? 0) : 0;
+        const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
+        let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
+        assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
+        if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
+        return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep });
+      },
+    );
   });
 }
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { AttentionShapes } from './validate.js';
 
 /**
  * Helpers for walking [B·H, L, ·] tensors group by group and chunk by chunk.
@@ -139,3 +140,58 @@ export function causalKeep(rows: number, cols: number, offset: number): tf.Tenso
   return tf.tensor2d(data, [rows, cols]);
 }
 let scratch = new Float32Array(0);
+
+/** One block of (batch, head) groups: q [G, Lq, d], k [G, Lk, d], v [G, Lk, dv], keep [G, Lk, 1]. */
+export interface GroupBlock {
+  g0: number;
+  size: number;
+  q: tf.Tensor;
+  /** Rows of padded keys set to 0 (NaN-safe), so they cannot move a stabilizer or poison a product. */
+  k: tf.Tensor;
+  /** Rows of padded keys set to 0. */
+  v: tf.Tensor;
+  /** 0/1 float [G, Lk, 1], or null without a mask. */
+  keep: tf.Tensor | null;
+}
+
+/**
+ * The walk every attention op shares: q, k, v [B, H, L, ·] as B·H groups, `groupsPerBlock` at a
+ * time (one tidy per block), padded keys zeroed, `attend` per block ([G, Lq, dv] each), the
+ * blocks concatenated back into [B, H, Lq, dv]. Call inside a tidy.
+ */
+export function mapGroupBlocks(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  mask: tf.Tensor | undefined,
+  shapes: AttentionShapes,
+  groups: number,
+  attend: (block: GroupBlock) => tf.Tensor,
+): tf.Tensor4D {
+  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, valueDim: dv } = shapes;
+  const takeQ = rangeTaker(tf.reshape(q, [B * H, Lq, q.shape[3]!]), 0);
+  const takeK = rangeTaker(tf.reshape(k, [B * H, Lk, k.shape[3]!]), 0);
+  const takeV = rangeTaker(tf.reshape(v, [B * H, Lk, dv]), 0);
+  const zeroPadded = (x: tf.Tensor, keep: tf.Tensor) =>
+    tf.where(tf.broadcastTo(tf.cast(keep, 'bool'), x.shape), x, tf.zerosLike(x));
+  const outs: tf.Tensor[] = [];
+  for (let g0 = 0; g0 < B * H; g0 += groups) {
+    const size = Math.min(groups, B * H - g0);
+    outs.push(
+      tf.tidy(() => {
+        const keep = mask === undefined ? null : maskForGroups(mask, g0, size, H);
+        const kb = takeK(g0, size);
+        const vb = takeV(g0, size);
+        return attend({
+          g0,
+          size,
+          q: takeQ(g0, size),
+          k: keep === null ? kb : zeroPadded(kb, keep),
+          v: keep === null ? vb : zeroPadded(vb, keep),
+          keep,
+        });
+      }),
+    );
+  }
+  return tf.reshape(outs.length === 1 ? outs[0]! : tf.concat(outs, 0), [B, H, Lq, dv]);
+}

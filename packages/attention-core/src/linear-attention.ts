@@ -3,7 +3,7 @@ import {
   causalKeep,
   groupMatMul,
   groupsPerBlock,
-  maskForGroups,
+  mapGroupBlocks,
   rangeTaker,
   safeDivide,
   transposeLast,
@@ -56,32 +56,19 @@ export function linearAttention(
   });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
   const chunkSize = validateChunkSize(fn, opts.chunkSize) ?? DEFAULT_CHUNK_SIZE;
-  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: m, valueDim: dv } = shapes;
-  return tf.tidy(() => {
-    const takeQ = rangeTaker(tf.reshape(qFeat, [B * H, Lq, m]), 0);
-    const takeK = rangeTaker(tf.reshape(kFeat, [B * H, Lk, m]), 0);
-    const takeV = rangeTaker(tf.reshape(v, [B * H, Lk, dv]), 0);
-    const G = groupsPerBlock(B * H, Math.max(Lq, Lk), m);
-    const outs: tf.Tensor[] = [];
-    for (let g0 = 0; g0 < B * H; g0 += G) {
-      const size = Math.min(G, B * H - g0);
-      outs.push(
-        tf.tidy(() => {
-          const qf = takeQ(g0, size);
-          let kf = takeK(g0, size);
-          let vb = takeV(g0, size);
-          let keep: tf.Tensor | null = null;
-          if (opts.mask !== undefined) {
-            keep = maskForGroups(opts.mask, g0, size, H);
-            kf = tf.mul(kf, keep);
-            vb = tf.where(tf.broadcastTo(tf.cast(keep, 'bool'), vb.shape), vb, tf.zerosLike(vb));
-          }
-          return attendBlock(qf, kf, vb, opts.causal ?? false, chunkSize, { keep });
-        }),
-      );
-    }
-    return tf.reshape(outs.length === 1 ? outs[0]! : tf.concat(outs, 0), [B, H, Lq, dv]);
-  });
+  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: m } = shapes;
+  return tf.tidy(() =>
+    mapGroupBlocks(
+      qFeat,
+      kFeat,
+      v,
+      opts.mask,
+      shapes,
+      groupsPerBlock(B * H, Math.max(Lq, Lk), m),
+      (blk) =>
+        attendBlock(blk.q, blk.k, blk.v, opts.causal ?? false, chunkSize, { keep: blk.keep }),
+    ),
+  );
 }
 
 /**

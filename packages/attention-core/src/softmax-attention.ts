@@ -4,7 +4,7 @@ import {
   causalKeep,
   groupMatMul,
   groupsPerBlock,
-  maskForGroups,
+  mapGroupBlocks,
   rangeTaker,
   transposeLast,
 } from './groups.js';
@@ -43,47 +43,38 @@ export function softmaxAttention(
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
-  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d, valueDim: dv } = shapes;
+  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
   const scale = 1 / Math.sqrt(d);
-  return tf.tidy(() => {
-    const takeQ = rangeTaker(tf.reshape(q, [B * H, Lq, d]), 0);
-    const takeK = rangeTaker(tf.reshape(k, [B * H, Lk, d]), 0);
-    const takeV = rangeTaker(tf.reshape(v, [B * H, Lk, dv]), 0);
-    const G = groupsPerBlock(B * H, Lq, Lk);
-    const outs: tf.Tensor[] = [];
-    for (let g0 = 0; g0 < B * H; g0 += G) {
-      const size = Math.min(G, B * H - g0);
-      outs.push(
-        tf.tidy(() => {
-          const kb = takeK(g0, size);
-          const vb = takeV(g0, size);
-          const keep =
-            opts.mask === undefined
-              ? null
-              : tf.reshape(maskForGroups(opts.mask, g0, size, H), [size, 1, Lk]);
-          // takers made once per group: each reads its source out of the heap at most once
-          const takeKT = rangeTaker(transposeLast(kb), 2); // [G, d, Lk]
-          const takeVb = rangeTaker(vb, 1);
-          const takeKeep = keep === null ? null : rangeTaker(keep, 2);
-          const keys: GroupKeys = {
-            kT: (n) => takeKT(0, n),
-            v: (n) => takeVb(0, n),
-            keep: takeKeep === null ? null : (n) => takeKeep(0, n),
-            length: Lk,
-          };
-          const takeRows = rangeTaker(takeQ(g0, size), 1);
-          const rows = Math.max(1, Math.min(Lq, Math.floor(BLOCK_BUDGET / (size * Lk))));
-          const parts: tf.Tensor[] = [];
-          for (let r0 = 0; r0 < Lq; r0 += rows) {
-            const R = Math.min(rows, Lq - r0);
-            parts.push(tf.tidy(() => attendRows(takeRows(r0, R), keys, causal ? r0 : null, scale)));
-          }
-          return parts.length === 1 ? parts[0]! : tf.concat(parts, 1);
-        }),
-      );
-    }
-    return tf.reshape(outs.length === 1 ? outs[0]! : tf.concat(outs, 0), [B, H, Lq, dv]);
-  });
+  return tf.tidy(() =>
+    mapGroupBlocks(
+      q,
+      k,
+      v,
+      opts.mask,
+      shapes,
+      groupsPerBlock(B * H, Lq, Lk),
+      ({ size, q: qb, k: kb, v: vb, keep }) => {
+        // takers made once per group block: each reads its source out of the heap at most once
+        const takeKT = rangeTaker(transposeLast(kb), 2); // [G, d, Lk]
+        const takeVb = rangeTaker(vb, 1);
+        const takeKeep = keep === null ? null : rangeTaker(tf.reshape(keep, [size, 1, Lk]), 2);
+        const keys: GroupKeys = {
+          kT: (n) => takeKT(0, n),
+          v: (n) => takeVb(0, n),
+          keep: takeKeep === null ? null : (n) => takeKeep(0, n),
+          length: Lk,
+        };
+        const takeRows = rangeTaker(qb, 1);
+        const rows = Math.max(1, Math.min(Lq, Math.floor(BLOCK_BUDGET / (size * Lk))));
+        const parts: tf.Tensor[] = [];
+        for (let r0 = 0; r0 < Lq; r0 += rows) {
+          const R = Math.min(rows, Lq - r0);
+          parts.push(tf.tidy(() => attendRows(takeRows(r0, R), keys, causal ? r0 : null, scale)));
+        }
+        return parts.length === 1 ? parts[0]! : tf.concat(parts, 1);
+      },
+    ),
+  );
 }
 
 /** The keys of one group block, taken by prefix length (causal row blocks see a prefix). */
