@@ -22,6 +22,8 @@ describe('demo CLI arguments', () => {
       '3',
       '--runs',
       '1',
+      '--scale',
+      '0.25',
     ]);
     expect(o).toEqual({
       ...DEFAULTS,
@@ -34,6 +36,7 @@ describe('demo CLI arguments', () => {
       seed: 7,
       batch: 3,
       runs: 1,
+      scale: 0.25,
     });
     expect(parseLengths('100, 300')).toEqual([100, 300]);
     expect(parseArgs(['-h']).help).toBe(true);
@@ -46,6 +49,7 @@ describe('demo CLI arguments', () => {
     expect(() => parseArgs(['--backend', 'webgpu'])).toThrow(
       '--backend must be wasm or cpu, got "webgpu"',
     );
+    expect(() => parseArgs(['--scale', '-1'])).toThrow('--scale needs a positive number, got "-1"');
     expect(() => parseArgs(['--frobnicate'])).toThrow('unknown option "--frobnicate" (see --help)');
   });
 });
@@ -67,6 +71,7 @@ describe('runDemo', () => {
     for (const r of rows) {
       expect(r.relativeError).toBeGreaterThan(0);
       expect(r.relativeError).toBeLessThan(0.5);
+      expect(r.baselineError).toBeGreaterThan(0);
       expect(r.exactMs).toBeGreaterThan(0);
       expect(r.speedup).toBeCloseTo(r.exactMs / r.favorMs, 10);
     }
