@@ -96,11 +96,15 @@ export function favorCausalStep(
   assertFeatureMap(fn, opts?.featureMap);
   const phi = opts.featureMap;
   validateStep(fn, state, q, k, v, ['q', 'k', 'v']);
-  return step(fn, state, v, opts.mask, () => ({
+  return step(fn, state, k, v, opts.mask, (kSafe) => ({
     qf: phi.features(q, 'query'),
     parts: phi.keyParts
-      ? phi.keyParts(k)
-      : { base: phi.features(k, 'key'), logScale: tf.zeros([...k.shape.slice(0, 3), 1]), floor: 0 },
+      ? phi.keyParts(kSafe)
+      : {
+          base: phi.features(kSafe, 'key'),
+          logScale: tf.zeros([...kSafe.shape.slice(0, 3), 1]),
+          floor: 0,
+        },
   }));
 }
 
@@ -117,9 +121,9 @@ export function linearCausalStep(
 ): { output: tf.Tensor4D; state: CausalState } {
   const fn = 'linearCausalStep';
   validateStep(fn, state, qFeat, kFeat, v, ['qFeat', 'kFeat', 'v']);
-  return step(fn, state, v, opts.mask, () => ({
+  return step(fn, state, kFeat, v, opts.mask, (kSafe) => ({
     qf: qFeat,
-    parts: { base: kFeat, logScale: tf.zeros([...kFeat.shape.slice(0, 3), 1]), floor: 0 },
+    parts: { base: kSafe, logScale: tf.zeros([...kSafe.shape.slice(0, 3), 1]), floor: 0 },
   }));
 }
 
@@ -153,27 +157,32 @@ function validateStep(
 function step(
   fn: string,
   state: CausalState,
+  k: tf.Tensor,
   v: tf.Tensor,
   mask: tf.Tensor | undefined,
-  featuresOf: () => { qf: tf.Tensor; parts: KeyParts },
+  featuresOf: (k: tf.Tensor) => { qf: tf.Tensor; parts: KeyParts },
 ): { output: tf.Tensor4D; state: CausalState } {
   const [B, H, m, w] = state.kv.shape;
+  if (mask !== undefined && mask.size !== B) {
+    throw new RangeError(
+      `${fn}: mask must have shape [batch, 1] = [${B},1], got ${shapeString(mask.shape)}`,
+    );
+  }
   const out = tf.tidy(() => {
-    const { qf, parts } = featuresOf();
+    const keep =
+      mask === undefined
+        ? tf.ones([B, 1, 1, 1])
+        : tf.reshape(tf.cast(tf.notEqual(tf.cast(mask, 'float32'), 0), 'float32'), [B, 1, 1, 1]);
+    const keepB = tf.cast(keep, 'bool');
+    // a padded token's key is zeroed before φ (NaN-safe), as in the batch call
+    const { qf, parts } = featuresOf(
+      mask === undefined ? k : tf.where(tf.broadcastTo(keepB, k.shape), k, tf.zerosLike(k)),
+    );
     if (qf.shape[3] !== m || parts.base.shape[3] !== m) {
       throw new RangeError(
         `${fn}: features have ${qf.shape[3]} columns but the state was made for numFeatures ${m}`,
       );
     }
-    let keep: tf.Tensor = tf.ones([B, 1, 1, 1]);
-    if (mask !== undefined) {
-      if (mask.size !== B)
-        throw new RangeError(
-          `${fn}: mask must have shape [batch, 1] = [${B},1], got ${shapeString(mask.shape)}`,
-        );
-      keep = tf.reshape(tf.cast(tf.notEqual(tf.cast(mask, 'float32'), 0), 'float32'), [B, 1, 1, 1]);
-    }
-    const keepB = tf.cast(keep, 'bool');
     const v1 = tf.concat(
       [tf.where(tf.broadcastTo(keepB, v.shape), v, tf.zerosLike(v)), tf.ones([B, H, 1, 1])],
       3,

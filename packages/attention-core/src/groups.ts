@@ -7,10 +7,10 @@ import type { AttentionShapes } from './validate.js';
  * Why not tf.slice or tf.gather on wasm: in tfjs-backend-wasm 4.22 Slice first copies the *whole*
  * source tensor out of the wasm heap (readSync), and Gather runs at about 24 ns per element, so
  * taking the many pieces of a chunked loop from large tensors costs more than the arithmetic.
- * On wasm a RangeTaker therefore reads its source out of the heap once and builds each piece
- * from a JS subarray (a memcpy); the piece gets a custom gradient (zero-padding dy back to the
- * source shape), so training still works. Other backends slice cheaply (cpu without a copy,
- * webgl often as a view) and keep tf.slice.
+ * On wasm a RangeTaker therefore copies each contiguous piece straight out of the heap
+ * (readSync with a range) and builds strided pieces from one read of the source; when a gradient
+ * is being recorded the piece gets a custom gradient (zero-padding dy back to the source shape).
+ * Other backends slice cheaply (cpu without a copy, webgl often as a view) and keep tf.slice.
  */
 export type RangeTaker = (start: number, size: number) => tf.Tensor;
 
