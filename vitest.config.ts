@@ -17,13 +17,14 @@ function project(
   root: string,
   env: Record<string, string> = {},
   setupFiles: string[] = [],
+  include = ['src/**/*.test.ts'],
 ) {
   return {
     ...shared,
     test: {
       name,
       root,
-      include: ['src/**/*.test.ts'],
+      include,
       environment: 'node',
       env,
       setupFiles,
@@ -41,6 +42,21 @@ export default defineConfig({
       project('feature-maps', 'packages/feature-maps', { KA_BACKEND: 'cpu' }, backendSetup),
       project('core:cpu', 'packages/attention-core', { KA_BACKEND: 'cpu' }, backendSetup),
       project('core:wasm', 'packages/attention-core', { KA_BACKEND: 'wasm' }, backendSetup),
+      // the shared parity suite on WebGPU in Node (Dawn over Chromium's SwiftShader Vulkan driver)
+      project(
+        'core:webgpu',
+        'packages/attention-core',
+        {
+          KA_BACKEND: 'webgpu',
+          VK_ICD_FILENAMES:
+            process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
+          LD_LIBRARY_PATH: [process.env.LD_LIBRARY_PATH, '/usr/lib/chromium']
+            .filter(Boolean)
+            .join(':'),
+        },
+        backendSetup,
+        ['src/parity.test.ts'],
+      ),
       project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
     ],
   },

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: lint + format check (biome), build and typecheck (tsc), then every vitest
-# project (random-features, feature-maps, core on cpu and on wasm, cli). Prints, last, one line
+# project (random-features, feature-maps, core on cpu and on wasm, the parity suite on WebGPU in
+# Node over SwiftShader, cli). Prints, last, one line
 # "N passed, N failed" (vitest tests plus the lint and typecheck checks), also written to
 # test-results/summary.txt for .ci/run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p test-results
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}" # Dawn/Vulkan want one (mode 700)
+chmod 700 "$XDG_RUNTIME_DIR" 2>/dev/null || true
 rm -f test-results/vitest.json test-results/summary.txt
 checks_failed=0
 checks_passed=0

@@ -1,11 +1,30 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Backends the Node test suites know how to start. */
-export type NodeBackendName = 'cpu' | 'wasm';
+export type NodeBackendName = 'cpu' | 'wasm' | 'webgpu';
 
 /**
- * Imports and activates a tfjs backend by name (cpu or wasm in Node). Throws, saying why,
- * when the backend cannot start — a backend that cannot run fails the suite, never skips it.
+ * WebGPU in Node: the `webgpu` package (Dawn) provides navigator.gpu. It needs a Vulkan driver:
+ * Chromium's SwiftShader (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json, and
+ * LD_LIBRARY_PATH=/usr/lib/chromium for its libvulkan). tfjs-backend-webgpu looks at
+ * navigator.gpu when it is imported, so this runs before that import.
+ */
+async function provideNodeWebGpu(): Promise<void> {
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (g.navigator?.gpu) return;
+  const specifier = 'webgpu'; // a variable keeps bundlers away from this Node-only package
+  const { create, globals } = (await import(specifier)) as {
+    create: (flags: string[]) => unknown;
+    globals: Record<string, unknown>;
+  };
+  Object.assign(globalThis, globals);
+  g.navigator ??= {};
+  Object.defineProperty(g.navigator, 'gpu', { value: create([]), configurable: true });
+}
+
+/**
+ * Imports and activates a tfjs backend by name (cpu, wasm or webgpu in Node). Throws, saying
+ * why, when the backend cannot start — a backend that cannot run fails the suite, never skips it.
  */
 export async function useBackend(name: string): Promise<void> {
   tf.env().set('IS_TEST', true); // silences tfjs-backend-cpu's "install tfjs-node" banner in Node
@@ -16,16 +35,24 @@ export async function useBackend(name: string): Promise<void> {
     case 'wasm':
       await import('@tensorflow/tfjs-backend-wasm');
       break;
+    case 'webgpu':
+      await provideNodeWebGpu();
+      await import('@tensorflow/tfjs-backend-webgpu');
+      break;
     default:
       throw new Error(
-        `useBackend: unknown backend ${JSON.stringify(name)} (known in Node: cpu, wasm)`,
+        `useBackend: unknown backend ${JSON.stringify(name)} (known in Node: cpu, wasm, webgpu)`,
       );
   }
   const ok = await tf.setBackend(name);
   await tf.ready();
   if (!ok || tf.getBackend() !== name) {
+    const hint =
+      name === 'webgpu'
+        ? " (WebGPU in Node needs a Vulkan driver: install Debian's chromium and set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json LD_LIBRARY_PATH=/usr/lib/chromium)"
+        : '';
     throw new Error(
-      `useBackend: tfjs could not start the ${name} backend (tf.setBackend returned ${ok})`,
+      `useBackend: tfjs could not start the ${name} backend (tf.setBackend returned ${ok})${hint}`,
     );
   }
 }
