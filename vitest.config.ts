@@ -1,3 +1,4 @@
+import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 
 /**
@@ -25,6 +26,7 @@ function project(
       name,
       root,
       include,
+      exclude: ['**/*.browser.test.ts', '**/node_modules/**'],
       environment: 'node',
       env,
       setupFiles,
@@ -34,6 +36,47 @@ function project(
 }
 
 const backendSetup = ['../../packages/attention-core/src/testing/vitest-backend-setup.ts'];
+
+/** Debian's chromium, headless; flags known to work here (see shared TOOLING.md). */
+const chromiumArgs = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-dev-shm-usage',
+];
+
+/** The shared parity suite in headless Chromium on one backend. */
+function browserProject(backend: 'webgl' | 'webgpu' | 'wasm') {
+  const browserConditions = ['@kernel-attention/source', 'browser', 'module', 'import', 'default'];
+  return {
+    resolve: { conditions: browserConditions },
+    optimizeDeps: { exclude: ['webgpu'] },
+    test: {
+      name: `core:browser:${backend}`,
+      root: 'packages/attention-core',
+      include: ['src/parity.browser.test.ts'],
+      setupFiles: ['src/testing/vitest-browser-setup.ts'],
+      provide: { backend },
+      testTimeout: 120_000,
+      browser: {
+        enabled: true,
+        headless: true,
+        screenshotFailures: false,
+        instances: [{ browser: 'chromium' as const }],
+        provider: playwright({
+          launchOptions: {
+            executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+            args: chromiumArgs,
+          },
+        }),
+      },
+    },
+  };
+}
 
 export default defineConfig({
   test: {
@@ -58,6 +101,9 @@ export default defineConfig({
         ['src/parity.test.ts'],
       ),
       project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
+      browserProject('webgl'),
+      browserProject('webgpu'),
+      browserProject('wasm'),
     ],
   },
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint + format check (biome), build and typecheck (tsc), then every vitest
 # project (random-features, feature-maps, core on cpu and on wasm, the parity suite on WebGPU in
-# Node over SwiftShader, cli). Prints, last, one line
+# Node over SwiftShader and in headless Chromium on webgl, webgpu and wasm, cli). Prints, last, one line
 # "N passed, N failed" (vitest tests plus the lint and typecheck checks), also written to
 # test-results/summary.txt for .ci/run.
 set -uo pipefail

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Backends the Node test suites know how to start. */
-export type NodeBackendName = 'cpu' | 'wasm' | 'webgpu';
+export type NodeBackendName = 'cpu' | 'wasm' | 'webgpu' | 'webgl';
 
 /**
  * WebGPU in Node: the `webgpu` package (Dawn) provides navigator.gpu. It needs a Vulkan driver:
@@ -13,7 +13,7 @@ async function provideNodeWebGpu(): Promise<void> {
   const g = globalThis as { navigator?: { gpu?: unknown } };
   if (g.navigator?.gpu) return;
   const specifier = 'webgpu'; // a variable keeps bundlers away from this Node-only package
-  const { create, globals } = (await import(specifier)) as {
+  const { create, globals } = (await import(/* @vite-ignore */ specifier)) as {
     create: (flags: string[]) => unknown;
     globals: Record<string, unknown>;
   };
@@ -36,12 +36,15 @@ export async function useBackend(name: string): Promise<void> {
       await import('@tensorflow/tfjs-backend-wasm');
       break;
     case 'webgpu':
-      await provideNodeWebGpu();
+      if (typeof window === 'undefined') await provideNodeWebGpu(); // browsers have navigator.gpu
       await import('@tensorflow/tfjs-backend-webgpu');
+      break;
+    case 'webgl':
+      await import('@tensorflow/tfjs-backend-webgl');
       break;
     default:
       throw new Error(
-        `useBackend: unknown backend ${JSON.stringify(name)} (known in Node: cpu, wasm, webgpu)`,
+        `useBackend: unknown backend ${JSON.stringify(name)} (known: cpu, wasm, webgpu, webgl)`,
       );
   }
   const ok = await tf.setBackend(name);
