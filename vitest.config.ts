@@ -58,7 +58,7 @@ function browserProject(backend: 'webgl' | 'webgpu' | 'wasm') {
     test: {
       name: `core:browser:${backend}`,
       root: 'packages/attention-core',
-      include: ['src/parity.browser.test.ts'],
+      include: ['src/**/*.browser.test.ts'],
       setupFiles: ['src/testing/vitest-browser-setup.ts'],
       provide: { backend },
       testTimeout: 120_000,
