@@ -79,8 +79,11 @@ export class ProjectionHolder {
     return uploaded;
   }
 
-  /** Whether `scaledTransposed()` returns a fresh tensor the caller must free. */
-  get ownsOperand(): boolean {
+  /**
+   * Whether `scaledTransposed()` returns the holder's cached tensor (a Matrix projection; never
+   * free it) rather than a fresh one the caller must free (a tensor projection).
+   */
+  get cachesOperand(): boolean {
     return this.tensor === null;
   }
 
@@ -91,7 +94,7 @@ export class ProjectionHolder {
     const x2 = tf.reshape(x, [-1, d]) as tf.Tensor2D;
     const w = this.scaledTransposed();
     const u = tf.matMul<tf.Tensor2D>(x2, w);
-    if (!this.ownsOperand) w.dispose();
+    if (!this.cachesOperand) w.dispose();
     return u;
   }
 
