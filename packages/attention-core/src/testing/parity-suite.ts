@@ -46,6 +46,33 @@ export interface ParitySuiteOptions {
   knownGaps?: readonly KnownGap[];
 }
 
+/**
+ * Checks tf.grads of `loss` at `inputs` against central finite differences (step h) at a few
+ * entries of each input: |fd − g| < 2e-2·(1 + |fd|), a float32-sized tolerance for h = 1e-2.
+ */
+async function expectGradientsMatchFiniteDifferences(
+  loss: (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor,
+  inputs: [tf.Tensor, tf.Tensor, tf.Tensor],
+  entries: (size: number) => number[],
+  h = 1e-2,
+): Promise<void> {
+  const grads = tf.grads(loss)(inputs);
+  for (const [which, x] of inputs.entries()) {
+    const g = await read(grads[which]!);
+    const base = await read(x);
+    for (const idx of entries(x.size)) {
+      const at = async (delta: number) => {
+        const vals = Float32Array.from(base);
+        vals[idx]! += delta;
+        const args = inputs.map((t, j) => (j === which ? tf.tensor(vals, t.shape) : t));
+        return (await read(loss(args[0]!, args[1]!, args[2]!)))[0]!;
+      };
+      const fd = ((await at(h)) - (await at(-h))) / (2 * h);
+      expect(Math.abs(fd - g[idx]!)).toBeLessThan(2e-2 * (1 + Math.abs(fd)));
+    }
+  }
+}
+
 /** Deterministic Gaussian values (our own PRNG, identical on every backend and machine). */
 export function randomArray(shape: number[], seed: number, scale = 1): Float32Array {
   const rng = createRng(seed);
@@ -289,29 +316,7 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
           const w = rand4([1, 1, 6, 2], 20); // random linear read-out so that the loss is not degenerate
           const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
             tf.sum(tf.mul(linearAttention(a, b, c, { causal: true, chunkSize: 4 }), w));
-          const grads = tf.grads(loss)([qf, kf, v]);
-          const inputs = [qf, kf, v];
-          const h = 1e-2;
-          for (const [which, x] of inputs.entries()) {
-            const g = await read(grads[which]!);
-            const base = await read(x);
-            for (const idx of [0, 5, x.size - 1]) {
-              const plus = Float32Array.from(base);
-              const minus = Float32Array.from(base);
-              plus[idx]! += h;
-              minus[idx]! -= h;
-              const args = (vals: Float32Array) =>
-                inputs.map((t, j) => (j === which ? tf.tensor(vals, t.shape) : t)) as [
-                  tf.Tensor,
-                  tf.Tensor,
-                  tf.Tensor,
-                ];
-              const fd =
-                ((await read(loss(...args(plus))))[0]! - (await read(loss(...args(minus))))[0]!) /
-                (2 * h);
-              expect(Math.abs(fd - g[idx]!)).toBeLessThan(2e-2 * (1 + Math.abs(fd)));
-            }
-          }
+          await expectGradientsMatchFiniteDifferences(loss, [qf, kf, v], (n) => [0, 5, n - 1]);
         });
       });
     });
@@ -418,23 +423,7 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
                 tf.sum(
                   tf.mul(favorAttention(a, b, c, { featureMap: phi, causal, chunkSize: 2 }), r),
                 );
-              const grads = tf.grads(loss)([q, k, v]);
-              const inputs = [q, k, v];
-              const h = 1e-2;
-              for (const [which, x] of inputs.entries()) {
-                const g = await read(grads[which]!);
-                const base = await read(x);
-                for (const idx of [1, 7, x.size - 2]) {
-                  const shifted = async (delta: number) => {
-                    const vals = Float32Array.from(base);
-                    vals[idx]! += delta;
-                    const args = inputs.map((t, j) => (j === which ? tf.tensor(vals, t.shape) : t));
-                    return (await read(loss(args[0]!, args[1]!, args[2]!)))[0]!;
-                  };
-                  const fd = ((await shifted(h)) - (await shifted(-h))) / (2 * h);
-                  expect(Math.abs(fd - g[idx]!)).toBeLessThan(2e-2 * (1 + Math.abs(fd)));
-                }
-              }
+              await expectGradientsMatchFiniteDifferences(loss, [q, k, v], (n) => [1, 7, n - 2]);
             }
           });
           phi.dispose();
