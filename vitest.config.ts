@@ -100,6 +100,20 @@ export default defineConfig({
         backendSetup,
         ['src/parity.test.ts'],
       ),
+      // the same suite with the fused WebGPU kernels registered
+      project(
+        'backend-webgpu',
+        'packages/backend-webgpu',
+        {
+          KA_BACKEND: 'webgpu',
+          VK_ICD_FILENAMES:
+            process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
+          LD_LIBRARY_PATH: [process.env.LD_LIBRARY_PATH, '/usr/lib/chromium']
+            .filter(Boolean)
+            .join(':'),
+        },
+        backendSetup,
+      ),
       project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
       browserProject('webgl'),
       browserProject('webgpu'),

@@ -8,6 +8,11 @@ export {
 } from './causal-state.js';
 export { type FavorAttentionOptions, favorAttention } from './favor-attention.js';
 export {
+  CausalLinearAttention,
+  type CausalLinearAttentionAttrs,
+  type CausalLinearAttentionInputs,
+} from './kernel-names.js';
+export {
   DEFAULT_CHUNK_SIZE,
   type LinearAttentionOptions,
   linearAttention,

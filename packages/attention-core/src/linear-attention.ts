@@ -8,6 +8,11 @@ import {
   safeDivide,
   transposeLast,
 } from './groups.js';
+import {
+  CausalLinearAttention,
+  type CausalLinearAttentionAttrs,
+  type CausalLinearAttentionInputs,
+} from './kernel-names.js';
 import { validateChunkSize, validateMask, validateQkv } from './validate.js';
 
 export interface LinearAttentionOptions {
@@ -132,6 +137,45 @@ function tril(c: number): tf.Tensor2D {
  * For chunk c: out_c = (φ(Q_c) φ(K_c)ᵀ ⊙ tril) V'_c + φ(Q_c) S'_{<c};  S'_{≤c} = S'_{<c} + φ(K_c)ᵀ V'_c.
  */
 function causalNumDen(
+  qf: tf.Tensor,
+  kf: tf.Tensor,
+  vOnes: tf.Tensor,
+  chunkSize: number,
+): tf.Tensor3D {
+  if (tf.getKernel(CausalLinearAttention, tf.getBackend()) === undefined) {
+    return compositeCausalNumDen(qf, kf, vOnes, chunkSize);
+  }
+  // A backend registered the fused kernel. With N_i = Σ_{j≤i} (q_i·k_j) v'_j the vector-Jacobian
+  // product is three causal linear attentions of the same kind (→ the fused kernel again):
+  //   dQ_i = Σ_{j≤i} (dN_i·v'_j) k_j,  dK_j = Σ_{i≥j} (v'_j·dN_i) q_i,  dV'_j = Σ_{i≥j} (k_j·q_i) dN_i,
+  // the last two causal in reversed time.
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [a, b, c, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([a, b, c]); // the backward pass needs the inputs; tfjs keeps saved copies alive
+    const inputs = { qFeat: a, kFeat: b, vOnes: c } satisfies Record<
+      keyof CausalLinearAttentionInputs,
+      tf.Tensor
+    >;
+    const attrs: CausalLinearAttentionAttrs = {};
+    const value = tf.engine().runKernel(CausalLinearAttention, inputs, attrs) as tf.Tensor3D;
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [q, k, v] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const rev = (t: tf.Tensor) => tf.reverse(t, 1);
+        return [
+          causalNumDen(dy, v, k, chunkSize),
+          rev(causalNumDen(rev(v), rev(dy), rev(q), chunkSize)),
+          rev(causalNumDen(rev(k), rev(q), rev(dy), chunkSize)),
+        ];
+      },
+    };
+  });
+  return fused(qf, kf, vOnes) as tf.Tensor3D;
+}
+
+/** The composite (tfjs ops) form of causalNumDen, used where no fused kernel is registered. */
+function compositeCausalNumDen(
   qf: tf.Tensor,
   kf: tf.Tensor,
   vOnes: tf.Tensor,

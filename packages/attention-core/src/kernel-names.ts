@@ -1,0 +1,18 @@
+import type { NamedTensorInfoMap } from '@tensorflow/tfjs-core';
+
+/**
+ * Fused kernels that backend packages may register (`tf.registerKernel`), in one place: the name,
+ * its inputs and attrs. Core runs a fused kernel where one is registered for the active backend
+ * and the composite tfjs-ops path everywhere else; both pass the same parity suite.
+ */
+
+/**
+ * Causal linear attention numerator and denominator in one pass:
+ *   out[g, i, :] = Σ_{j≤i} (qFeat[g, i]·kFeat[g, j]) vOnes[g, j, :]
+ * qFeat, kFeat [G, L, m]; vOnes [G, L, w] (the values with a column of ones, or the keep mask, last)
+ * → [G, L, w] float32. No L×m×w tensor: the m×w prefix state stays on chip.
+ */
+export const CausalLinearAttention = 'KaCausalLinearAttention';
+export type CausalLinearAttentionInputs = Pick<NamedTensorInfoMap, 'qFeat' | 'kFeat' | 'vOnes'>;
+// biome-ignore lint/complexity/noBannedTypes: the kernel has no attributes; the type names that
+export type CausalLinearAttentionAttrs = {};

@@ -1,0 +1,95 @@
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+
+/** Threads per workgroup; each owns feature rows t, t + T, t + 2T, … of the prefix state. */
+const THREADS = 64;
+/** Positions whose per-thread partial sums are reduced together (one barrier pair per block). */
+const POSITIONS_PER_BLOCK = 8;
+
+/**
+ * Causal linear attention in one pass (WGSL). One workgroup per (group g, tile of 4 value
+ * columns); it walks the L positions in order keeping its slice of the m×w prefix state
+ * S = Σ_{j≤i} k_j v_jᵀ in registers (thread t holds rows t + r·T as vec4), so no L×m×w tensor
+ * exists and state never leaves the chip. For position i each thread adds k_i[f]·v_i to its rows
+ * and forms Σ_f q_i[f]·S[f] over its rows; the T partial sums of a block of positions are reduced
+ * through workgroup memory. Specialised on (L, m, w, G), all named in the cache key.
+ */
+export class CausalLinearAttentionProgram implements WebGPUProgram {
+  readonly variableNames = ['Q', 'K', 'V'];
+  readonly outputShape: number[];
+  readonly shaderKey: string;
+  readonly dispatchLayout = { x: [2], y: [0] }; // not flat: the shader indexes by workgroup itself
+  readonly dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
+  private readonly length: number;
+  private readonly features: number;
+  private readonly width: number;
+
+  constructor(groups: number, length: number, features: number, width: number) {
+    this.length = length;
+    this.features = features;
+    this.width = width;
+    this.outputShape = [groups, length, width];
+    this.dispatch = [Math.ceil(width / 4), groups, 1];
+    this.shaderKey = `kaCausalLinearAttention_G${groups}_L${length}_m${features}_w${width}_T${THREADS}_P${POSITIONS_PER_BLOCK}`;
+  }
+
+  getUserCode(): string {
+    const L = this.length;
+    const m = this.features;
+    const w = this.width;
+    const rows = Math.ceil(m / THREADS);
+    const P = POSITIONS_PER_BLOCK;
+    return `
+      var<workgroup> partial: array<vec4<f32>, ${P * THREADS}>;
+
+      fn loadV(g: i32, i: i32, c0: i32) -> vec4<f32> {
+        let base = (g * ${L} + i) * ${w};
+        var v = vec4<f32>(0.0);
+        for (var c = 0; c < 4; c++) {
+          if (c0 + c < ${w}) { v[c] = V[base + c0 + c]; }
+        }
+        return v;
+      }
+
+      ${'fn main()'} {
+        let len = uniforms.outShape.y; // = ${L}; reading uniforms keeps their binding in the layout
+        let t = i32(localId.x);
+        let c0 = i32(workgroupId.x) * 4;
+        let g = i32(workgroupId.y);
+        var S: array<vec4<f32>, ${rows}>;
+        for (var r = 0; r < ${rows}; r++) { S[r] = vec4<f32>(0.0); }
+        for (var i0 = 0; i0 < len; i0 += ${P}) {
+          for (var p = 0; p < ${P}; p++) {
+            let i = i0 + p;
+            var acc = vec4<f32>(0.0);
+            if (i < ${L}) {
+              let v = loadV(g, i, c0);
+              let row = (g * ${L} + i) * ${m};
+              for (var r = 0; r < ${rows}; r++) {
+                let f = t + r * ${THREADS};
+                if (f < ${m}) {
+                  S[r] = S[r] + K[row + f] * v;
+                  acc = acc + Q[row + f] * S[r];
+                }
+              }
+            }
+            partial[p * ${THREADS} + t] = acc;
+          }
+          workgroupBarrier();
+          if (t < ${P}) {
+            let i = i0 + t;
+            if (i < ${L}) {
+              var sum = vec4<f32>(0.0);
+              for (var u = 0; u < ${THREADS}; u++) { sum = sum + partial[t * ${THREADS} + u]; }
+              let out = (g * ${L} + i) * ${w};
+              for (var c = 0; c < 4; c++) {
+                if (c0 + c < ${w}) { setOutputAtIndex(out + c0 + c, sum[c]); }
+              }
+            }
+          }
+          workgroupBarrier();
+        }
+      }
+    `;
+  }
+}

@@ -1,0 +1,22 @@
+import { CausalLinearAttention, type CausalLinearAttentionInputs } from '@kernel-attention/core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { CausalLinearAttentionProgram } from '../causal-linear-attention-program.js';
+
+/** Runs CausalLinearAttentionProgram: qFeat, kFeat [G, L, m], vOnes [G, L, w] → [G, L, w]. */
+const causalLinearAttention: KernelFunc = ({ inputs, backend }) => {
+  const { qFeat, kFeat, vOnes } = inputs as CausalLinearAttentionInputs;
+  if (!qFeat || !kFeat || !vOnes) {
+    throw new Error(`${CausalLinearAttention}: inputs qFeat, kFeat and vOnes are required`);
+  }
+  const [G, L, m] = qFeat.shape as [number, number, number];
+  const w = vOnes.shape[2]!;
+  const program = new CausalLinearAttentionProgram(G, L, m, w);
+  return (backend as WebGPUBackend).runWebGPUProgram(program, [qFeat, kFeat, vOnes], 'float32');
+};
+
+export const causalLinearAttentionConfig: KernelConfig = {
+  kernelName: CausalLinearAttention,
+  backendName: 'webgpu',
+  kernelFunc: causalLinearAttention,
+};
