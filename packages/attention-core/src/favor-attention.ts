@@ -8,6 +8,7 @@ import {
   safeDivide,
   transposeLast,
 } from './groups.js';
+import { BidirectionalLinearAttention, hasFusedKernel } from './kernel-names.js';
 import {
   attendBlock,
   DEFAULT_CHUNK_SIZE,
@@ -97,7 +98,9 @@ export function favorAttention(
         if (!causal && Math.max(Lq, Lk) > featureBlock) {
           return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
         }
-        if (!causal && typeof phi.factoredFeatures === 'function') {
+        // with a fused bidirectional kernel registered, plain features go to it; else fold on the small side
+        const fusedBi = !causal && hasFusedKernel(BidirectionalLinearAttention);
+        if (!causal && !fusedBi && typeof phi.factoredFeatures === 'function') {
           // features as scale ⊙ rows + floor: scales and floor go to the small products
           const fq = phi.factoredFeatures(qb, 'query');
           const fk = phi.factoredFeatures(kb, 'key');
@@ -112,7 +115,9 @@ export function favorAttention(
         }
         // bidirectional: add a map's constant floor on the small products, not on every feature
         const floor =
-          !causal && typeof phi.featuresWithoutFloor === 'function' ? (phi.floor ?? 0) : 0;
+          !causal && !fusedBi && typeof phi.featuresWithoutFloor === 'function'
+            ? (phi.floor ?? 0)
+            : 0;
         const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
         let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
         assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);

@@ -8,9 +8,13 @@ export {
 } from './causal-state.js';
 export { type FavorAttentionOptions, favorAttention } from './favor-attention.js';
 export {
+  BidirectionalLinearAttention,
+  type BidirectionalLinearAttentionAttrs,
+  type BidirectionalLinearAttentionInputs,
   CausalLinearAttention,
   type CausalLinearAttentionAttrs,
   type CausalLinearAttentionInputs,
+  hasFusedKernel,
 } from './kernel-names.js';
 export {
   DEFAULT_CHUNK_SIZE,

@@ -1,4 +1,4 @@
-import type { NamedTensorInfoMap } from '@tensorflow/tfjs-core';
+import { getBackend, getKernel, type NamedTensorInfoMap } from '@tensorflow/tfjs-core';
 
 /**
  * Fused kernels that backend packages may register (`tf.registerKernel`), in one place: the name,
@@ -16,3 +16,17 @@ export const CausalLinearAttention = 'KaCausalLinearAttention';
 export type CausalLinearAttentionInputs = Pick<NamedTensorInfoMap, 'qFeat' | 'kFeat' | 'vOnes'>;
 // biome-ignore lint/complexity/noBannedTypes: the kernel has no attributes; the type names that
 export type CausalLinearAttentionAttrs = {};
+
+/**
+ * Bidirectional linear attention numerator and denominator in one program:
+ *   out[g, i, :] = qFeat[g, i] · (kFeat[g]ᵀ vOnes[g])
+ * qFeat [G, Lq, m], kFeat [G, Lk, m], vOnes [G, Lk, w] → [G, Lq, w] float32.
+ */
+export const BidirectionalLinearAttention = 'KaBidirectionalLinearAttention';
+export type BidirectionalLinearAttentionInputs = CausalLinearAttentionInputs;
+export type BidirectionalLinearAttentionAttrs = CausalLinearAttentionAttrs;
+
+/** Whether the active backend has a fused kernel registered under `name`. */
+export function hasFusedKernel(name: string): boolean {
+  return getKernel(name, getBackend()) !== undefined;
+}

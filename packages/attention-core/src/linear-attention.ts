@@ -9,9 +9,11 @@ import {
   transposeLast,
 } from './groups.js';
 import {
+  BidirectionalLinearAttention,
   CausalLinearAttention,
   type CausalLinearAttentionAttrs,
   type CausalLinearAttentionInputs,
+  hasFusedKernel,
 } from './kernel-names.js';
 import { validateChunkSize, validateMask, validateQkv } from './validate.js';
 
@@ -111,6 +113,37 @@ export function attendBlock(
  * With row scales and a floor (features a ⊙ Q + f and b ⊙ K + f) both go to the small side:
  *   (b ⊙ K + f)ᵀV' = Kᵀ(b ⊙ V') + f·1(1ᵀV'),   (a ⊙ Q + f)·KV = a ⊙ (Q·KV) + f·1(1ᵀKV).
  */
+/**
+ * Q·(Kᵀ V') with a registered fused kernel (its gradient is three products of the same kind:
+ * dQ = dN·(V'ᵀK) = fused(dN, V', K), dK = fused(V', dN, Q), dV' = fused(K, Q, dN)).
+ */
+function fusedBidirectional(qf: tf.Tensor, kf: tf.Tensor, vOnes: tf.Tensor): tf.Tensor3D {
+  const run = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor): tf.Tensor3D => {
+    const inputs = { qFeat: a, kFeat: b, vOnes: c } satisfies Record<
+      keyof CausalLinearAttentionInputs,
+      tf.Tensor
+    >;
+    const attrs: CausalLinearAttentionAttrs = {};
+    return tf.engine().runKernel(BidirectionalLinearAttention, inputs, attrs) as tf.Tensor3D;
+  };
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [a, b, c, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([a, b, c]);
+    return {
+      value: run(a, b, c),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [q, k, v] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        return [
+          fusedBidirectional(dy, v, k),
+          fusedBidirectional(v, dy, q),
+          fusedBidirectional(k, q, dy),
+        ];
+      },
+    };
+  });
+  return fused(qf, kf, vOnes) as tf.Tensor3D;
+}
+
 function bidirectionalNumDen(
   qf: tf.Tensor,
   kf: tf.Tensor,
@@ -119,6 +152,9 @@ function bidirectionalNumDen(
   qScale?: tf.Tensor,
   kScale?: tf.Tensor,
 ): tf.Tensor3D {
+  if (floor === 0 && !qScale && !kScale && hasFusedKernel(BidirectionalLinearAttention)) {
+    return fusedBidirectional(qf, kf, vOnes);
+  }
   const vT = transposeLast(kScale ? tf.mul(vOnes, kScale) : vOnes); // [G, w, Lk]
   let kv: tf.Tensor = transposeLast(groupMatMul(vT, kf)); // [G, m, w]
   if (floor !== 0) kv = tf.add(kv, tf.mul(tf.sum(vOnes, 1, true), floor)); // + f·1_m (1ᵀV'): [G, 1, w] over m
@@ -142,9 +178,8 @@ function causalNumDen(
   vOnes: tf.Tensor,
   chunkSize: number,
 ): tf.Tensor3D {
-  if (tf.getKernel(CausalLinearAttention, tf.getBackend()) === undefined) {
+  if (!hasFusedKernel(CausalLinearAttention))
     return compositeCausalNumDen(qf, kf, vOnes, chunkSize);
-  }
   // A backend registered the fused kernel. With N_i = Σ_{j≤i} (q_i·k_j) v'_j the vector-Jacobian
   // product is three causal linear attentions of the same kind (→ the fused kernel again):
   //   dQ_i = Σ_{j≤i} (dN_i·v'_j) k_j,  dK_j = Σ_{i≥j} (v'_j·dN_i) q_i,  dV'_j = Σ_{i≥j} (k_j·q_i) dN_i,

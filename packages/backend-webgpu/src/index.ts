@@ -1,8 +1,9 @@
 import { getKernel, registerKernel } from '@tensorflow/tfjs-core';
+import { bidirectionalLinearAttentionConfig } from './kernels/BidirectionalLinearAttention.js';
 import { causalLinearAttentionConfig } from './kernels/CausalLinearAttention.js';
 
-export { CausalLinearAttentionProgram } from './causal-linear-attention-program.js';
-export { causalLinearAttentionConfig };
+export { LinearAttentionProgram } from './linear-attention-program.js';
+export { bidirectionalLinearAttentionConfig, causalLinearAttentionConfig };
 
 /**
  * Registers the fused WebGPU kernels of @kernel-attention/core for tfjs's 'webgpu' backend
@@ -16,7 +17,7 @@ export { causalLinearAttentionConfig };
  * ```
  */
 export function register(): void {
-  for (const config of [causalLinearAttentionConfig]) {
+  for (const config of [causalLinearAttentionConfig, bidirectionalLinearAttentionConfig]) {
     if (getKernel(config.kernelName, config.backendName) === undefined) registerKernel(config);
   }
 }

@@ -1,9 +1,9 @@
 import { CausalLinearAttention, type CausalLinearAttentionInputs } from '@kernel-attention/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
-import { CausalLinearAttentionProgram } from '../causal-linear-attention-program.js';
+import { LinearAttentionProgram } from '../linear-attention-program.js';
 
-/** Runs CausalLinearAttentionProgram: qFeat, kFeat [G, L, m], vOnes [G, L, w] → [G, L, w]. */
+/** Runs LinearAttentionProgram: qFeat, kFeat [G, L, m], vOnes [G, L, w] → [G, L, w]. */
 const causalLinearAttention: KernelFunc = ({ inputs, backend }) => {
   const { qFeat, kFeat, vOnes } = inputs as CausalLinearAttentionInputs;
   if (!qFeat || !kFeat || !vOnes) {
@@ -11,7 +11,7 @@ const causalLinearAttention: KernelFunc = ({ inputs, backend }) => {
   }
   const [G, L, m] = qFeat.shape as [number, number, number];
   const w = vOnes.shape[2]!;
-  const program = new CausalLinearAttentionProgram(G, L, m, w);
+  const program = new LinearAttentionProgram(G, L, m, w);
   return (backend as WebGPUBackend).runWebGPUProgram(program, [qFeat, kFeat, vOnes], 'float32');
 };
 

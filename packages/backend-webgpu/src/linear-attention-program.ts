@@ -6,14 +6,18 @@ const THREADS = 64;
 const POSITIONS_PER_BLOCK = 8;
 
 /**
- * Causal linear attention in one pass (WGSL). One workgroup per (group g, tile of 4 value
+ * Linear attention numerator and denominator in one program (WGSL), causal or bidirectional.
+ *
+ * Causal, one pass: One workgroup per (group g, tile of 4 value
  * columns); it walks the L positions in order keeping its slice of the m×w prefix state
  * S = Σ_{j≤i} k_j v_jᵀ in registers (thread t holds rows t + r·T as vec4), so no L×m×w tensor
  * exists and state never leaves the chip. For position i each thread adds k_i[f]·v_i to its rows
  * and forms Σ_f q_i[f]·S[f] over its rows; the T partial sums of a block of positions are reduced
- * through workgroup memory. Specialised on (L, m, w, G), all named in the cache key.
+ * through workgroup memory.
+ * Bidirectional: first S = Σ_j k_j v_jᵀ over all Lk keys, then out_i = q_i·S for the Lq queries
+ * with the same reduction. Specialised on (G, Lq, Lk, m, w, causal), all named in the cache key.
  */
-export class CausalLinearAttentionProgram implements WebGPUProgram {
+export class LinearAttentionProgram implements WebGPUProgram {
   readonly variableNames = ['Q', 'K', 'V'];
   readonly outputShape: number[];
   readonly shaderKey: string;
@@ -24,17 +28,32 @@ export class CausalLinearAttentionProgram implements WebGPUProgram {
   private readonly features: number;
   private readonly width: number;
 
-  constructor(groups: number, length: number, features: number, width: number) {
+  private readonly keyLength: number;
+  private readonly causal: boolean;
+
+  constructor(
+    groups: number,
+    length: number,
+    features: number,
+    width: number,
+    causal = true,
+    keyLength = length,
+  ) {
+    if (causal && keyLength !== length)
+      throw new Error('LinearAttentionProgram: causal needs as many keys as queries');
     this.length = length;
+    this.keyLength = keyLength;
     this.features = features;
     this.width = width;
+    this.causal = causal;
     this.outputShape = [groups, length, width];
     this.dispatch = [Math.ceil(width / 4), groups, 1];
-    this.shaderKey = `kaCausalLinearAttention_G${groups}_L${length}_m${features}_w${width}_T${THREADS}_P${POSITIONS_PER_BLOCK}`;
+    this.shaderKey = `kaLinearAttention_${causal ? 'causal' : 'bidirectional'}_G${groups}_Lq${length}_Lk${keyLength}_m${features}_w${width}_T${THREADS}_P${POSITIONS_PER_BLOCK}`;
   }
 
   getUserCode(): string {
     const L = this.length;
+    const Lk = this.keyLength;
     const m = this.features;
     const w = this.width;
     const rows = Math.ceil(m / THREADS);
@@ -43,7 +62,7 @@ export class CausalLinearAttentionProgram implements WebGPUProgram {
       var<workgroup> partial: array<vec4<f32>, ${P * THREADS}>;
 
       fn loadV(g: i32, i: i32, c0: i32) -> vec4<f32> {
-        let base = (g * ${L} + i) * ${w};
+        let base = (g * ${Lk} + i) * ${w};
         var v = vec4<f32>(0.0);
         for (var c = 0; c < 4; c++) {
           if (c0 + c < ${w}) { v[c] = V[base + c0 + c]; }
@@ -58,17 +77,29 @@ export class CausalLinearAttentionProgram implements WebGPUProgram {
         let g = i32(workgroupId.y);
         var S: array<vec4<f32>, ${rows}>;
         for (var r = 0; r < ${rows}; r++) { S[r] = vec4<f32>(0.0); }
+        ${
+          this.causal
+            ? ''
+            : `for (var j = 0; j < ${Lk}; j++) {
+          let v = loadV(g, j, c0);
+          let krow = (g * ${Lk} + j) * ${m};
+          for (var r = 0; r < ${rows}; r++) {
+            let f = t + r * ${THREADS};
+            if (f < ${m}) { S[r] = S[r] + K[krow + f] * v; }
+          }
+        }`
+        }
         for (var i0 = 0; i0 < len; i0 += ${P}) {
           for (var p = 0; p < ${P}; p++) {
             let i = i0 + p;
             var acc = vec4<f32>(0.0);
             if (i < ${L}) {
-              let v = loadV(g, i, c0);
+              ${this.causal ? `let v = loadV(g, i, c0);` : ''}
               let row = (g * ${L} + i) * ${m};
               for (var r = 0; r < ${rows}; r++) {
                 let f = t + r * ${THREADS};
                 if (f < ${m}) {
-                  S[r] = S[r] + K[row + f] * v;
+                  ${this.causal ? `S[r] = S[r] + K[row + f] * v;` : ''}
                   acc = acc + Q[row + f] * S[r];
                 }
               }
