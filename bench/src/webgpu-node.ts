@@ -3,12 +3,16 @@
  * SwiftShader, i.e. on the CPU), the composite tfjs-ops path against the fused WGSL kernel of
  * @kernel-attention/backend-webgpu, batch 1, 8 heads, m = 128, dv = 64. SwiftShader is a CPU
  * implementation: absolute times mean nothing, the ratio is the point. Writes
- * bench/results/webgpu-node.json.
+ * bench/results/webgpu-node.json. Causal and bidirectional.
  */
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { causalLinearAttentionConfig, register } from '@kernel-attention/backend-webgpu';
+import {
+  bidirectionalLinearAttentionConfig,
+  causalLinearAttentionConfig,
+  register,
+} from '@kernel-attention/backend-webgpu';
 import { linearAttention } from '@kernel-attention/core';
 import { useBackend } from '@kernel-attention/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
@@ -35,30 +39,27 @@ async function median(f: () => tf.Tensor): Promise<number> {
 }
 
 const results = [];
-for (const L of lengths) {
-  const qf = tf.abs(tf.randomNormal([1, H, L, m], 0, 1, 'float32', 1));
-  const kf = tf.abs(tf.randomNormal([1, H, L, m], 0, 1, 'float32', 2));
-  const v = tf.randomNormal([1, H, L, dv], 0, 1, 'float32', 3);
-  const call = () => linearAttention(qf, kf, v, { causal: true });
-  if (tf.getKernel(causalLinearAttentionConfig.kernelName, 'webgpu')) {
-    tf.unregisterKernel(causalLinearAttentionConfig.kernelName, 'webgpu'); // composite first
+const configs = [causalLinearAttentionConfig, bidirectionalLinearAttentionConfig];
+for (const causal of [true, false]) {
+  for (const L of lengths) {
+    const qf = tf.abs(tf.randomNormal([1, H, L, m], 0, 1, 'float32', 1));
+    const kf = tf.abs(tf.randomNormal([1, H, L, m], 0, 1, 'float32', 2));
+    const v = tf.randomNormal([1, H, L, dv], 0, 1, 'float32', 3);
+    const call = () => linearAttention(qf, kf, v, { causal });
+    for (const c of configs)
+      if (tf.getKernel(c.kernelName, 'webgpu')) tf.unregisterKernel(c.kernelName, 'webgpu');
+    const compositeMs = await median(call); // composite first
+    register();
+    const fusedMs = await median(call);
+    const op = causal ? 'causal-linear-attention' : 'bidirectional-linear-attention';
+    results.push({ op, length: L, compositeMs, fusedMs, speedup: compositeMs / fusedMs });
+    process.stderr.write(
+      `${op} L=${L}: composite ${compositeMs.toFixed(0)} ms, fused ${fusedMs.toFixed(0)} ms, ${(compositeMs / fusedMs).toFixed(2)}×\n`,
+    );
+    tf.dispose([qf, kf, v]);
   }
-  const compositeMs = await median(call);
-  register();
-  const fusedMs = await median(call);
-  results.push({
-    op: 'causal-linear-attention',
-    length: L,
-    compositeMs,
-    fusedMs,
-    speedup: compositeMs / fusedMs,
-  });
-  process.stderr.write(
-    `L=${L}: composite ${compositeMs.toFixed(0)} ms, fused ${fusedMs.toFixed(0)} ms, ${(compositeMs / fusedMs).toFixed(2)}×\n`,
-  );
-  tf.dispose([qf, kf, v]);
 }
-const target = results.find((r) => r.length === 4096);
+const target = results.find((r) => r.op === 'causal-linear-attention' && r.length === 4096);
 const out = {
   meta: {
     date: new Date().toISOString(),
