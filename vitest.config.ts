@@ -37,6 +37,16 @@ function project(
 
 const backendSetup = ['../../packages/attention-core/src/testing/vitest-backend-setup.ts'];
 
+/**
+ * WebGPU in Node: Dawn (the `webgpu` package) over the SwiftShader Vulkan driver of Debian's
+ * chromium; LD_LIBRARY_PATH lets Dawn find the libvulkan that chromium ships.
+ */
+const webgpuNodeEnv = {
+  KA_BACKEND: 'webgpu',
+  VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
+  LD_LIBRARY_PATH: [process.env.LD_LIBRARY_PATH, '/usr/lib/chromium'].filter(Boolean).join(':'),
+};
+
 /** Debian's chromium, headless; flags known to work here (see shared TOOLING.md). */
 const chromiumArgs = [
   '--no-sandbox',
@@ -86,34 +96,11 @@ export default defineConfig({
       project('core:cpu', 'packages/attention-core', { KA_BACKEND: 'cpu' }, backendSetup),
       project('core:wasm', 'packages/attention-core', { KA_BACKEND: 'wasm' }, backendSetup),
       // the shared parity suite on WebGPU in Node (Dawn over Chromium's SwiftShader Vulkan driver)
-      project(
-        'core:webgpu',
-        'packages/attention-core',
-        {
-          KA_BACKEND: 'webgpu',
-          VK_ICD_FILENAMES:
-            process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
-          LD_LIBRARY_PATH: [process.env.LD_LIBRARY_PATH, '/usr/lib/chromium']
-            .filter(Boolean)
-            .join(':'),
-        },
-        backendSetup,
-        ['src/parity.test.ts'],
-      ),
+      project('core:webgpu', 'packages/attention-core', webgpuNodeEnv, backendSetup, [
+        'src/parity.test.ts',
+      ]),
       // the same suite with the fused WebGPU kernels registered
-      project(
-        'backend-webgpu',
-        'packages/backend-webgpu',
-        {
-          KA_BACKEND: 'webgpu',
-          VK_ICD_FILENAMES:
-            process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json',
-          LD_LIBRARY_PATH: [process.env.LD_LIBRARY_PATH, '/usr/lib/chromium']
-            .filter(Boolean)
-            .join(':'),
-        },
-        backendSetup,
-      ),
+      project('backend-webgpu', 'packages/backend-webgpu', webgpuNodeEnv, backendSetup),
       project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
       browserProject('webgl'),
       browserProject('webgpu'),
