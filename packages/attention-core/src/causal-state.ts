@@ -1,11 +1,8 @@
 import { type FeatureMap, type KeyParts, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFeatureMap } from './favor-attention.js';
-import { safeDivide } from './groups.js';
+import { NO_KEY_YET, safeDivide } from './groups.js';
 import { validateQkv } from './validate.js';
-
-/** "Minus infinity" for the running stabilizer that stays finite in exp(a − b). */
-const NO_KEY_YET = -3e38;
 
 /**
  * Recurrent state of causal linear attention for decoding one token at a time, with constant

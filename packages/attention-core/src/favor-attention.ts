@@ -4,6 +4,7 @@ import {
   groupMatMul,
   groupsPerBlock,
   mapGroupBlocks,
+  NO_KEY_YET,
   rangeTaker,
   safeDivide,
   transposeLast,
@@ -30,9 +31,6 @@ export interface FavorAttentionOptions extends LinearAttentionOptions {
 
 /** Default featureBlockSize: up to this length one pass is fastest; beyond, passes outgrow the cache. */
 export const DEFAULT_FEATURE_BLOCK = 4096;
-
-/** "Minus infinity" for a running max that stays finite in exp(a − b). */
-const NO_KEY_YET = -3e38;
 
 export function assertFeatureMap(
   fn: string,

@@ -195,3 +195,6 @@ export function mapGroupBlocks(
   }
   return tf.reshape(outs.length === 1 ? outs[0]! : tf.concat(outs, 0), [B, H, Lq, dv]);
 }
+
+/** "Minus infinity" for a running max of log-scales that stays finite in exp(a − b). */
+export const NO_KEY_YET = -3e38;

@@ -98,8 +98,11 @@ export function attendBlock(
   const [G, Lk] = kf.shape as [number, number, number];
   const dv = v.shape[2]!;
   const floor = extra.floor ?? 0;
-  if (floor !== 0 && causal)
-    throw new Error('attendBlock: floor folding is for bidirectional attention only');
+  if (causal && (floor !== 0 || extra.qScale || extra.kScale)) {
+    throw new Error(
+      'attendBlock: floor and row-scale folding are for bidirectional attention only',
+    );
+  }
   const vOnes = tf.concat([v, extra.keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv+1]
   const numDen = causal
     ? causalNumDen(qf, kf, vOnes, chunkSize)
@@ -108,42 +111,53 @@ export function attendBlock(
   return safeDivide(cols(0, dv), cols(dv, 1)) as tf.Tensor3D;
 }
 
+type Triple = [tf.Tensor, tf.Tensor, tf.Tensor];
+
 /**
- * φ(Q) (φ(K)ᵀ [V, 1]) as [G, Lq, dv+1]; (φ(K)ᵀ V')ᵀ = V'ᵀ φ(K) keeps every product untransposed.
- * With row scales and a floor (features a ⊙ Q + f and b ⊙ K + f) both go to the small side:
- *   (b ⊙ K + f)ᵀV' = Kᵀ(b ⊙ V') + f·1(1ᵀV'),   (a ⊙ Q + f)·KV = a ⊙ (Q·KV) + f·1(1ᵀKV).
+ * Runs a fused linear-attention kernel registered by a backend (inputs qFeat, kFeat, vOnes; see
+ * kernel-names.ts), with `vjp` as its backward pass. tfjs cannot nest tf.grads inside a gradient
+ * function, so the backward passes are written out (both are fused kernels again).
  */
-/**
- * Q·(Kᵀ V') with a registered fused kernel (its gradient is three products of the same kind:
- * dQ = dN·(V'ᵀK) = fused(dN, V', K), dK = fused(V', dN, Q), dV' = fused(K, Q, dN)).
- */
-function fusedBidirectional(qf: tf.Tensor, kf: tf.Tensor, vOnes: tf.Tensor): tf.Tensor3D {
-  const run = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor): tf.Tensor3D => {
+function runFused(
+  kernelName: string,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  vjp: (dy: tf.Tensor, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => Triple,
+): tf.Tensor3D {
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [a, b, c, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([a, b, c]); // the backward pass needs the inputs; tfjs keeps saved copies alive
     const inputs = { qFeat: a, kFeat: b, vOnes: c } satisfies Record<
       keyof CausalLinearAttentionInputs,
       tf.Tensor
     >;
     const attrs: CausalLinearAttentionAttrs = {};
-    return tf.engine().runKernel(BidirectionalLinearAttention, inputs, attrs) as tf.Tensor3D;
-  };
-  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [a, b, c, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    save([a, b, c]);
     return {
-      value: run(a, b, c),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [q, k, v] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        return [
-          fusedBidirectional(dy, v, k),
-          fusedBidirectional(v, dy, q),
-          fusedBidirectional(k, q, dy),
-        ];
-      },
+      value: tf.engine().runKernel(kernelName, inputs, attrs) as tf.Tensor3D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => vjp(dy, ...(saved as Triple)),
     };
   });
-  return fused(qf, kf, vOnes) as tf.Tensor3D;
+  return fused(q, k, v) as tf.Tensor3D;
 }
 
+/**
+ * Q·(Kᵀ V') with the registered fused kernel. Its vector-Jacobian product is three products of the
+ * same kind: dQ = dN·(V'ᵀK), dK = V'·(dNᵀQ), dV' = K·(QᵀdN).
+ */
+function fusedBidirectional(qf: tf.Tensor, kf: tf.Tensor, vOnes: tf.Tensor): tf.Tensor3D {
+  return runFused(BidirectionalLinearAttention, qf, kf, vOnes, (dy, q, k, v) => [
+    fusedBidirectional(dy, v, k),
+    fusedBidirectional(v, dy, q),
+    fusedBidirectional(k, q, dy),
+  ]);
+}
+
+/**
+ * φ(Q) (φ(K)ᵀ [V, 1]) as [G, Lq, dv+1]; (φ(K)ᵀ V')ᵀ = V'ᵀ φ(K) keeps every product untransposed.
+ * With row scales and a floor (features a ⊙ Q + f and b ⊙ K + f) both go to the small side:
+ *   (b ⊙ K + f)ᵀV' = Kᵀ(b ⊙ V') + f·1(1ᵀV'),   (a ⊙ Q + f)·KV = a ⊙ (Q·KV) + f·1(1ᵀKV).
+ */
 function bidirectionalNumDen(
   qf: tf.Tensor,
   kf: tf.Tensor,
@@ -184,29 +198,12 @@ function causalNumDen(
   // product is three causal linear attentions of the same kind (→ the fused kernel again):
   //   dQ_i = Σ_{j≤i} (dN_i·v'_j) k_j,  dK_j = Σ_{i≥j} (v'_j·dN_i) q_i,  dV'_j = Σ_{i≥j} (k_j·q_i) dN_i,
   // the last two causal in reversed time.
-  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [a, b, c, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    save([a, b, c]); // the backward pass needs the inputs; tfjs keeps saved copies alive
-    const inputs = { qFeat: a, kFeat: b, vOnes: c } satisfies Record<
-      keyof CausalLinearAttentionInputs,
-      tf.Tensor
-    >;
-    const attrs: CausalLinearAttentionAttrs = {};
-    const value = tf.engine().runKernel(CausalLinearAttention, inputs, attrs) as tf.Tensor3D;
-    return {
-      value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [q, k, v] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const rev = (t: tf.Tensor) => tf.reverse(t, 1);
-        return [
-          causalNumDen(dy, v, k, chunkSize),
-          rev(causalNumDen(rev(v), rev(dy), rev(q), chunkSize)),
-          rev(causalNumDen(rev(k), rev(q), rev(dy), chunkSize)),
-        ];
-      },
-    };
-  });
-  return fused(qf, kf, vOnes) as tf.Tensor3D;
+  const rev = (t: tf.Tensor) => tf.reverse(t, 1);
+  return runFused(CausalLinearAttention, qf, kf, vOnes, (dy, q, k, v) => [
+    causalNumDen(dy, v, k, chunkSize),
+    rev(causalNumDen(rev(v), rev(dy), rev(q), chunkSize)),
+    rev(causalNumDen(rev(k), rev(q), rev(dy), chunkSize)),
+  ]);
 }
 
 /** The composite (tfjs ops) form of causalNumDen, used where no fused kernel is registered. */

@@ -107,18 +107,21 @@ export class ExpFeatureMap implements FeatureMap {
   private factored(
     x: tf.Tensor,
     role: FeatureRole,
-  ): { rows: tf.Tensor2D; logScale: tf.Tensor2D; rowMax: tf.Tensor2D } {
+    withRowMax = false,
+  ): { rows: tf.Tensor2D; logScale: tf.Tensor2D; rowMax: tf.Tensor2D | null } {
     const { u, n } = this.exponents(x);
     const logRatio = -0.5 * Math.log(this.numFeatures);
     const rows = tf.softmax(u) as tf.Tensor2D;
     const logZ = tf.neg(tf.log(tf.max(rows, -1, true))); // softmax's max entry is e^0 / Z
-    const rowMax = tf.max(u, -1, true) as tf.Tensor2D; // ℓ
+    // ℓ, the row max of u: stabilized query features do not need it (s = ℓ cancels), so skip the pass
+    const needRowMax = withRowMax || !this.stabilize || role === 'key';
+    const rowMax = needRowMax ? (tf.max(u, -1, true) as tf.Tensor2D) : null;
     let logScale = tf.add(tf.sub(logZ, n), logRatio); // query: s = ℓ cancels against exp(u − ℓ)
     if (!this.stabilize) {
-      logScale = tf.add(logScale, rowMax); // s = 0
+      logScale = tf.add(logScale, rowMax!); // s = 0
     } else if (role === 'key') {
       const { groups, length } = groupsOf(x);
-      const ell = tf.reshape(rowMax, [groups, length, 1]);
+      const ell = tf.reshape(rowMax!, [groups, length, 1]);
       const s = tf.max(ell, [1, 2], true); // per (batch, head) group
       logScale = tf.add(logScale, tf.reshape(tf.sub(ell, s), [-1, 1]));
     }
@@ -138,7 +141,8 @@ export class ExpFeatureMap implements FeatureMap {
   keyParts(x: tf.Tensor): KeyParts {
     const parts = tf.tidy(() => {
       // φ(k_j; s) = e^{ℓ_j − s}·base_j + floor with base = m'^-1/2·e^{−½|x̂|²}·Z·rows (the query form)
-      const { rows, logScale, rowMax } = this.factored(x, 'query');
+      const { rows, logScale, rowMax: ell0 } = this.factored(x, 'query', true);
+      const rowMax = ell0!;
       const lead = x.shape.slice(0, -1);
       const ell = this.stabilize ? rowMax : tf.zerosLike(rowMax);
       const baseLog = this.stabilize ? logScale : tf.add(logScale, rowMax);
