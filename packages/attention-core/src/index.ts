@@ -14,7 +14,11 @@ export {
   CausalLinearAttention,
   type CausalLinearAttentionAttrs,
   type CausalLinearAttentionInputs,
+  type FeatureStabilizer,
   hasFusedKernel,
+  PositiveFeatures,
+  type PositiveFeaturesAttrs,
+  type PositiveFeaturesInputs,
 } from './kernel-names.js';
 export {
   DEFAULT_CHUNK_SIZE,

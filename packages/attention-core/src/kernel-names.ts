@@ -1,4 +1,13 @@
-import { getBackend, getKernel, type NamedTensorInfoMap } from '@tensorflow/tfjs-core';
+import type { NamedTensorInfoMap } from '@tensorflow/tfjs-core';
+
+// The fused feature-map kernel is declared by feature-maps (core depends on it, not the reverse)
+export {
+  type FeatureStabilizer,
+  hasFusedKernel,
+  PositiveFeatures,
+  type PositiveFeaturesAttrs,
+  type PositiveFeaturesInputs,
+} from '@kernel-attention/feature-maps';
 
 /**
  * Fused kernels that backend packages may register (`tf.registerKernel`), in one place: the name,
@@ -25,8 +34,3 @@ export type CausalLinearAttentionAttrs = {};
 export const BidirectionalLinearAttention = 'KaBidirectionalLinearAttention';
 export type BidirectionalLinearAttentionInputs = CausalLinearAttentionInputs;
 export type BidirectionalLinearAttentionAttrs = CausalLinearAttentionAttrs;
-
-/** Whether the active backend has a fused kernel registered under `name`. */
-export function hasFusedKernel(name: string): boolean {
-  return getKernel(name, getBackend()) !== undefined;
-}

@@ -1,9 +1,11 @@
 import { getKernel, registerKernel } from '@tensorflow/tfjs-core';
 import { bidirectionalLinearAttentionConfig } from './kernels/BidirectionalLinearAttention.js';
 import { causalLinearAttentionConfig } from './kernels/CausalLinearAttention.js';
+import { positiveFeaturesConfig } from './kernels/PositiveFeatures.js';
 
 export { LinearAttentionProgram } from './linear-attention-program.js';
-export { bidirectionalLinearAttentionConfig, causalLinearAttentionConfig };
+export { GroupMaxProgram, PositiveFeaturesProgram } from './positive-features-program.js';
+export { bidirectionalLinearAttentionConfig, causalLinearAttentionConfig, positiveFeaturesConfig };
 
 /**
  * Registers the fused WebGPU kernels of @kernel-attention/core for tfjs's 'webgpu' backend
@@ -17,7 +19,11 @@ export { bidirectionalLinearAttentionConfig, causalLinearAttentionConfig };
  * ```
  */
 export function register(): void {
-  for (const config of [causalLinearAttentionConfig, bidirectionalLinearAttentionConfig]) {
+  for (const config of [
+    causalLinearAttentionConfig,
+    bidirectionalLinearAttentionConfig,
+    positiveFeaturesConfig,
+  ]) {
     if (getKernel(config.kernelName, config.backendName) === undefined) registerKernel(config);
   }
 }

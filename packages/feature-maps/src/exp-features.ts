@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
+import { fusedPositiveFeatures } from './fused-features.js';
+import { hasFusedKernel, PositiveFeatures } from './kernel-names.js';
 import { type Projection, ProjectionHolder } from './projection.js';
 import { describe } from './validate-number.js';
 
@@ -130,10 +132,33 @@ export class ExpFeatureMap implements FeatureMap {
 
   private compute(x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor {
     assertRole(this.name, role);
+    if (hasFusedKernel(PositiveFeatures) && x.size > 0) return this.fused(x, role, withFloor);
     return tf.tidy(() => {
       const { rows, logScale } = this.factored(x, role);
       let phi = tf.mul(rows, tf.exp(logScale));
       if (withFloor && this.eps > 0) phi = tf.add(phi, this.floor);
+      return tf.reshape(phi, [...x.shape.slice(0, -1), this.numFeatures]);
+    });
+  }
+
+  /** The same features from the fused kernel a backend registered (see kernel-names.ts). */
+  private fused(x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor {
+    const fn = `${this.name}.features`;
+    this.holder.assertInput(fn, x);
+    return tf.tidy(() => {
+      const { groups, length } = groupsOf(x);
+      const c = this.holder.normalizer;
+      const phi = fusedPositiveFeatures(
+        tf.reshape(x, [groups, length, this.holder.cols]),
+        this.holder.scaledTransposed(), // a cached operand is kept, so this tidy leaves it alone
+        {
+          stabilizer: !this.stabilize ? 'none' : role === 'query' ? 'row' : 'group',
+          symmetric: this.symmetric,
+          halfNormScale: 0.5 * c * c,
+          logRatio: -0.5 * Math.log(this.numFeatures),
+          floor: withFloor ? this.floor : 0,
+        },
+      );
       return tf.reshape(phi, [...x.shape.slice(0, -1), this.numFeatures]);
     });
   }

@@ -1,6 +1,13 @@
 export type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
 export {
+  type FeatureStabilizer,
+  hasFusedKernel,
+  PositiveFeatures,
+  type PositiveFeaturesAttrs,
+  type PositiveFeaturesInputs,
+} from './kernel-names.js';
+export {
   hyperbolicSoftmax,
   type PositiveSoftmaxOptions,
   positiveSoftmax,

@@ -1,0 +1,97 @@
+/**
+ * Fused against composite on one GPU backend, the same cases in Node (webgpu-node.ts) and in
+ * Chromium (browser/main.ts): each op is timed with every fused kernel of the backend package
+ * unregistered (core's composite tfjs-ops path), then registered. Batch 1, 8 heads, d = dv = 64,
+ * m = 128. Cases whose kernel the backend does not register are left out.
+ */
+import { favorAttention, linearAttention } from '@kernel-attention/core';
+import { positiveSoftmax } from '@kernel-attention/feature-maps';
+import { gaussianOrthogonal } from '@kernel-attention/random-features';
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface GpuCaseResult {
+  op: string;
+  length: number;
+  compositeMs: number;
+  fusedMs: number;
+  speedup: number;
+}
+
+export interface GpuCaseOptions {
+  /** The backend package's kernel configs (unregistered for the composite timings). */
+  configs: tf.KernelConfig[];
+  lengths: number[];
+  runs?: number;
+  log?: (line: string) => void;
+}
+
+export const SHAPE = { batch: 1, heads: 8, dim: 64, features: 128, valueDim: 64 };
+
+async function median(f: () => tf.Tensor, runs: number): Promise<number> {
+  const warm = f(); // warm-up (shader compilation)
+  await warm.data();
+  warm.dispose();
+  const times: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    const out = f();
+    await out.data();
+    times.push(performance.now() - t0);
+    out.dispose();
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+}
+
+export async function runGpuCases(opts: GpuCaseOptions): Promise<GpuCaseResult[]> {
+  const { heads: H, dim: d, features: m, valueDim: dv } = SHAPE;
+  const runs = opts.runs ?? 3;
+  const backend = tf.getBackend();
+  const registered = (name: string) => opts.configs.some((c) => c.kernelName === name);
+  const setFused = (on: boolean) => {
+    for (const c of opts.configs) {
+      const has = tf.getKernel(c.kernelName, backend) !== undefined;
+      if (on && !has) tf.registerKernel(c);
+      if (!on && has) tf.unregisterKernel(c.kernelName, backend);
+    }
+  };
+  const phi = positiveSoftmax({ projection: gaussianOrthogonal(m, d, { seed: 0 }) });
+  const results: GpuCaseResult[] = [];
+  for (const L of opts.lengths) {
+    const q = tf.randomNormal([1, H, L, d], 0, 0.5, 'float32', 1);
+    const k = tf.randomNormal([1, H, L, d], 0, 0.5, 'float32', 2);
+    const v = tf.randomNormal([1, H, L, dv], 0, 1, 'float32', 3);
+    const qf = tf.abs(tf.randomNormal([1, H, L, m], 0, 1, 'float32', 4));
+    const kf = tf.abs(tf.randomNormal([1, H, L, m], 0, 1, 'float32', 5));
+    const cases: [string, string[], () => tf.Tensor][] = [
+      [
+        'causal-linear-attention',
+        ['KaCausalLinearAttention'],
+        () => linearAttention(qf, kf, v, { causal: true }),
+      ],
+      [
+        'bidirectional-linear-attention',
+        ['KaBidirectionalLinearAttention'],
+        () => linearAttention(qf, kf, v),
+      ],
+      ['positive-features-key', ['KaPositiveFeatures'], () => phi.features(k, 'key')],
+      ['positive-features-query', ['KaPositiveFeatures'], () => phi.features(q, 'query')],
+      ['favor-causal', [], () => favorAttention(q, k, v, { featureMap: phi, causal: true })],
+      ['favor-bidirectional', [], () => favorAttention(q, k, v, { featureMap: phi })],
+    ];
+    for (const [op, kernels, call] of cases) {
+      if (!kernels.every(registered)) continue;
+      setFused(false);
+      const compositeMs = await median(call, runs);
+      setFused(true);
+      const fusedMs = await median(call, runs);
+      results.push({ op, length: L, compositeMs, fusedMs, speedup: compositeMs / fusedMs });
+      opts.log?.(
+        `${backend} ${op} L=${L}: composite ${compositeMs.toFixed(0)} ms, fused ${fusedMs.toFixed(0)} ms, ${(compositeMs / fusedMs).toFixed(2)}×`,
+      );
+    }
+    tf.dispose([q, k, v, qf, kf]);
+  }
+  setFused(true);
+  phi.dispose();
+  return results;
+}
