@@ -60,16 +60,20 @@ const chromiumArgs = [
 ];
 
 /** The shared parity suite in headless Chromium on one backend. */
-function browserProject(backend: 'webgl' | 'webgpu' | 'wasm') {
+function browserProject(
+  backend: 'webgl' | 'webgpu' | 'wasm',
+  name = `core:browser:${backend}`,
+  root = 'packages/attention-core',
+) {
   const browserConditions = ['@kernel-attention/source', 'browser', 'module', 'import', 'default'];
   return {
     resolve: { conditions: browserConditions },
     optimizeDeps: { exclude: ['webgpu'] },
     test: {
-      name: `core:browser:${backend}`,
-      root: 'packages/attention-core',
+      name,
+      root,
       include: ['src/**/*.browser.test.ts'],
-      setupFiles: ['src/testing/vitest-browser-setup.ts'],
+      setupFiles: ['../attention-core/src/testing/vitest-browser-setup.ts'],
       provide: { backend },
       testTimeout: 120_000,
       browser: {
@@ -105,6 +109,8 @@ export default defineConfig({
       browserProject('webgl'),
       browserProject('webgpu'),
       browserProject('wasm'),
+      // the parity suite and the fused-feature checks with the fused WebGL kernels registered
+      browserProject('webgl', 'backend-webgl:browser', 'packages/backend-webgl'),
     ],
   },
 });

@@ -13,8 +13,13 @@ export interface GpuCaseResult {
   op: string;
   length: number;
   compositeMs: number;
-  fusedMs: number;
-  speedup: number;
+  /** null where the backend registers no fused kernels (wasm): only the composite path is timed. */
+  fusedMs: number | null;
+  speedup:
+    | number
+    | null /** Feature cases: peak bytes tfjs allocates during the call (tf.profile), composite and fused. */;
+  compositePeakBytes?: number;
+  fusedPeakBytes?: number;
 }
 
 export interface GpuCaseOptions {
@@ -27,18 +32,31 @@ export interface GpuCaseOptions {
 
 export const SHAPE = { batch: 1, heads: 8, dim: 64, features: 128, valueDim: 64 };
 
+/**
+ * Runs f and waits for it by reading back one number (its sum): reading the whole output would
+ * time the download (large on WebGL), not the op.
+ */
+async function timeOnce(f: () => tf.Tensor): Promise<number> {
+  const t0 = performance.now();
+  const out = f();
+  const sum = tf.sum(out);
+  await sum.data();
+  const ms = performance.now() - t0;
+  tf.dispose([out, sum]);
+  return ms;
+}
+
+/** Peak bytes allocated while f runs (tf.profile). */
+async function peakBytes(f: () => tf.Tensor): Promise<number> {
+  const info = await tf.profile(f);
+  (info.result as tf.Tensor).dispose();
+  return info.peakBytes;
+}
+
 async function median(f: () => tf.Tensor, runs: number): Promise<number> {
-  const warm = f(); // warm-up (shader compilation)
-  await warm.data();
-  warm.dispose();
+  await timeOnce(f); // warm-up (shader compilation)
   const times: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    const out = f();
-    await out.data();
-    times.push(performance.now() - t0);
-    out.dispose();
-  }
+  for (let r = 0; r < runs; r++) times.push(await timeOnce(f));
   return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
 }
 
@@ -82,9 +100,25 @@ export async function runGpuCases(opts: GpuCaseOptions): Promise<GpuCaseResult[]
       if (!kernels.every(registered)) continue;
       setFused(false);
       const compositeMs = await median(call, runs);
+      if (opts.configs.length === 0) {
+        results.push({ op, length: L, compositeMs, fusedMs: null, speedup: null });
+        opts.log?.(`${backend} ${op} L=${L}: ${compositeMs.toFixed(0)} ms`);
+        continue;
+      }
+      const compositePeak = op.startsWith('positive-features') ? await peakBytes(call) : undefined;
       setFused(true);
       const fusedMs = await median(call, runs);
-      results.push({ op, length: L, compositeMs, fusedMs, speedup: compositeMs / fusedMs });
+      const fusedPeak = op.startsWith('positive-features') ? await peakBytes(call) : undefined;
+      results.push({
+        op,
+        length: L,
+        compositeMs,
+        fusedMs,
+        speedup: compositeMs / fusedMs,
+        ...(compositePeak === undefined
+          ? {}
+          : { compositePeakBytes: compositePeak, fusedPeakBytes: fusedPeak }),
+      });
       opts.log?.(
         `${backend} ${op} L=${L}: composite ${compositeMs.toFixed(0)} ms, fused ${fusedMs.toFixed(0)} ms, ${(compositeMs / fusedMs).toFixed(2)}×`,
       );

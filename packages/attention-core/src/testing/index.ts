@@ -1,5 +1,7 @@
 export { predictedFavorMse } from './accuracy.js';
 export { requestedBackend, useBackend } from './backends.js';
+export { setBrowserWasmPaths } from './browser-wasm-paths.js';
+export { runFusedFeaturesSuite } from './fused-features-suite.js';
 export {
   expectNoLeak,
   type KnownGap,
