@@ -111,6 +111,7 @@ export default defineConfig({
       browserProject('wasm'),
       // the parity suite and the fused-feature checks with the fused WebGL kernels registered
       browserProject('webgl', 'backend-webgl:browser', 'packages/backend-webgl'),
+      browserProject('webgpu', 'backend-webgpu:browser', 'packages/backend-webgpu'),
     ],
   },
 });

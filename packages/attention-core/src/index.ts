@@ -25,5 +25,14 @@ export {
   type LinearAttentionOptions,
   linearAttention,
 } from './linear-attention.js';
+export { type RpeFavorAttentionOptions, rpeFavorAttention } from './rpe-favor-attention.js';
 export { type BackendSelection, DEFAULT_BACKEND_ORDER, selectBackend } from './select-backend.js';
 export { type SoftmaxAttentionOptions, softmaxAttention } from './softmax-attention.js';
+export {
+  defaultToeplitzMethod,
+  FFT_MIN_LENGTH,
+  type ToeplitzMethod,
+  type ToeplitzOptions,
+  toeplitzMatmul,
+  toeplitzMatrix,
+} from './toeplitz.js';

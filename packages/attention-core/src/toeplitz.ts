@@ -10,6 +10,9 @@ export interface ToeplitzOptions {
   method?: ToeplitzMethod;
 }
 
+/** Backends whose data the CPU-side FFT can read synchronously and cheaply. */
+const FFT_BACKENDS = ['cpu', 'wasm'];
+
 /** Below this length the dense product is cheaper than the FFT on the CPU backends. */
 export const FFT_MIN_LENGTH = 64;
 
@@ -23,7 +26,7 @@ export function defaultToeplitzMethod(
   length: number,
   backend: string = tf.getBackend(),
 ): ToeplitzMethod {
-  return (backend === 'cpu' || backend === 'wasm') && length >= FFT_MIN_LENGTH ? 'fft' : 'toeplitz';
+  return FFT_BACKENDS.includes(backend) && length >= FFT_MIN_LENGTH ? 'fft' : 'toeplitz';
 }
 
 /**
@@ -65,6 +68,11 @@ export function toeplitzMatmul(c: tf.Tensor, x: tf.Tensor, opts: ToeplitzOptions
   if (method !== 'fft' && method !== 'toeplitz') {
     throw new RangeError(
       `${fn}: method must be 'fft' or 'toeplitz', got ${JSON.stringify(method)}`,
+    );
+  }
+  if (method === 'fft' && !FFT_BACKENDS.includes(tf.getBackend())) {
+    throw new Error(
+      `${fn}: method 'fft' runs on the CPU side and needs the cpu or wasm backend, got '${tf.getBackend()}' (use method 'toeplitz', the default there)`,
     );
   }
   let lead: number[];

@@ -8,6 +8,8 @@ export interface ReferenceOptions {
   causal?: boolean;
   /** [B][Lk], 1 keep, 0 pad. */
   mask?: number[][];
+  /** [H][2L − 1]: every weight w_ij is multiplied by exp(b[h][j − i + L − 1]) (relative positions). */
+  relativeBias?: number[][];
 }
 
 /** out_i = Σ_j w_ij v_j / Σ_j w_ij over visible j, 0 if no visible key; w from `weight`. */
@@ -25,7 +27,9 @@ function weightedAverage(
         const visible = kRows.map(
           (_, j) => (!opts.causal || j <= i) && (opts.mask ? opts.mask[b]![j] !== 0 : true),
         );
-        const w = weights(qi, kRows, visible);
+        let w = weights(qi, kRows, visible);
+        const bias = opts.relativeBias?.[h];
+        if (bias) w = w.map((wj, j) => wj * Math.exp(bias[j - i + kRows.length - 1]!));
         const dv = v[b]![h]![0]!.length;
         const out = new Array<number>(dv).fill(0);
         let z = 0;
