@@ -306,7 +306,7 @@ function logsparsePlan({ q, k, v, keep, causal, pooling }: PlanInputs): tf.Tenso
   const blocks = [
     { scores: tf.expandDims(tf.sum(tf.mul(Q, K), -1), -1), allowed: tf.expandDims(keepP, -1) }, // self
   ];
-  const values: tf.Tensor[] = [V]; // per block: values aligned with the queries [G, Lp, 1, dv] later
+  const spread: ((w: tf.Tensor) => tf.Tensor)[] = [(w) => tf.mul(w, V)]; // weights → outputs
   for (let size = 1; size < Lp; size *= 2) {
     const pairs = Lp / (2 * size); // intervals of the next level, each split into two siblings
     const Kl = tf.reshape(K, [G, pairs, 2, size, d]);
@@ -331,8 +331,9 @@ function logsparsePlan({ q, k, v, keep, causal, pooling }: PlanInputs): tf.Tenso
       scores: tf.reshape(scores, [G, Lp, 1]),
       allowed: tf.reshape(tf.broadcastTo(allowed, [G, pairs, 2, size]), [G, Lp, 1]),
     });
-    values.push(
-      tf.reshape(tf.broadcastTo(tf.expandDims(swap(vBar), 3), [G, pairs, 2, size, dv]), [
+    // v̄ of each query's sibling, applied per (pair, half) after the joint softmax
+    spread.push((w: tf.Tensor) =>
+      tf.reshape(tf.mul(tf.reshape(w, [G, pairs, 2, size, 1]), tf.expandDims(swap(vBar), 3)), [
         G,
         Lp,
         dv,
@@ -340,7 +341,7 @@ function logsparsePlan({ q, k, v, keep, causal, pooling }: PlanInputs): tf.Tenso
     );
   }
   const weights = jointSoftmax(blocks); // each [G, Lp, 1]
-  let out = tf.mul(weights[0]!, values[0]!);
-  for (let i = 1; i < weights.length; i++) out = tf.add(out, tf.mul(weights[i]!, values[i]!));
+  let out = spread[0]!(weights[0]!);
+  for (let i = 1; i < weights.length; i++) out = tf.add(out, spread[i]!(weights[i]!));
   return tf.slice(out, [0, 0, 0], [G, L, dv]);
 }

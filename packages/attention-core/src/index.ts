@@ -6,6 +6,12 @@ export {
   favorCausalStep,
   linearCausalStep,
 } from './causal-state.js';
+export {
+  type CombinerAttentionOptions,
+  type CombinerPooling,
+  type CombinerVariant,
+  combinerAttention,
+} from './combiner-attention.js';
 export { type FavorAttentionOptions, favorAttention } from './favor-attention.js';
 export {
   BidirectionalLinearAttention,

@@ -13,8 +13,11 @@ export {
 } from './parity-suite.js';
 export {
   type Array4,
+  type CombinerReferenceOptions,
+  combinerPlan,
   maxRelativeError,
   naiveCausalRecurrence,
+  naiveCombinerAttention,
   naiveLinearAttention,
   naivePositiveFeatures,
   naiveSoftmaxAttention,

@@ -140,3 +140,121 @@ export function maxRelativeError(a: Array4 | number[], b: Array4 | number[], ato
   }
   return worst;
 }
+
+export interface CombinerReferenceOptions {
+  variant: 'fixed' | 'axial' | 'logsparse' | 'mixture';
+  /** Segment size / row length (fixed, axial). */
+  blockSize: number;
+  causal?: boolean;
+  /** [B][L], 1 keep, 0 pad. */
+  mask?: number[][];
+  pooling?: 'max' | 'mean';
+}
+
+/**
+ * The positions query i attends to directly and its spans under one Combiner plan, before
+ * padding is taken out (positions < L only).
+ */
+export function combinerPlan(
+  variant: 'fixed' | 'axial' | 'logsparse',
+  L: number,
+  s: number,
+  causal: boolean,
+  i: number,
+): { direct: number[]; spans: number[][] } {
+  const range = (a: number, b: number) => {
+    const out: number[] = [];
+    for (let j = a; j < Math.min(b, L); j++) out.push(j);
+    return out;
+  };
+  if (variant === 'logsparse') {
+    const spans: number[][] = [];
+    for (let size = 1; size < L; size *= 2) {
+      const own = Math.floor(i / size);
+      const sibling = own ^ 1;
+      if (causal && sibling > own) continue;
+      spans.push(range(sibling * size, sibling * size + size));
+    }
+    return { direct: [i], spans };
+  }
+  const n = Math.ceil(L / s);
+  const a = Math.floor(i / s);
+  const direct = range(a * s, a * s + s).filter((j) => !causal || j <= i);
+  const spans: number[][] = [];
+  if (variant === 'fixed') {
+    for (let r = 0; r < n; r++) if (causal ? r < a : r !== a) spans.push(range(r * s, r * s + s));
+  } else {
+    for (let c = 0; c < s; c++) {
+      const span: number[] = [];
+      for (let r = 0; r < n; r++)
+        if ((causal ? r < a : r !== a) && r * s + c < L) span.push(r * s + c);
+      spans.push(span);
+    }
+  }
+  return { direct, spans };
+}
+
+/** Combiner attention from its plans by plain loops (Float64): the oracle of combinerAttention. */
+export function naiveCombinerAttention(
+  q: Array4,
+  k: Array4,
+  v: Array4,
+  opts: CombinerReferenceOptions,
+): Array4 {
+  if (opts.variant === 'mixture') {
+    const a = naiveCombinerAttention(q, k, v, { ...opts, variant: 'fixed' });
+    const b = naiveCombinerAttention(q, k, v, { ...opts, variant: 'logsparse' });
+    return a.map((ab, x) =>
+      ab.map((ah, y) => ah.map((ai, i) => ai.map((val, t) => (val + b[x]![y]![i]![t]!) / 2))),
+    );
+  }
+  const variant = opts.variant;
+  const pooling = opts.pooling ?? 'max';
+  const dot = (x: number[], y: number[]) => x.reduce((acc, xi, t) => acc + xi * y[t]!, 0);
+  return q.map((qb, b) =>
+    qb.map((qh, h) => {
+      const L = qh.length;
+      const d = qh[0]!.length;
+      const kh = k[b]![h]!;
+      const vh = v[b]![h]!;
+      const dv = vh[0]!.length;
+      const kept = (j: number) => (opts.mask ? opts.mask[b]![j] !== 0 : true);
+      const scale = 1 / Math.sqrt(d);
+      const poolRows = (rows: number[][]) =>
+        rows[0]!.map((_, t) =>
+          pooling === 'max'
+            ? Math.max(...rows.map((r) => r[t]!))
+            : rows.reduce((acc, r) => acc + r[t]!, 0) / rows.length,
+        );
+      return qh.map((qi, i) => {
+        const plan = combinerPlan(variant, L, opts.blockSize, opts.causal ?? false, i);
+        const terms: { w: number; value: number[] }[] = [];
+        for (const j of plan.direct.filter(kept))
+          terms.push({ w: dot(qi, kh[j]!) * scale, value: vh[j]! });
+        for (const span of plan.spans.map((sp) => sp.filter(kept)).filter((sp) => sp.length > 0)) {
+          const kBar = poolRows(span.map((j) => kh[j]!));
+          const qBar = poolRows(span.map((j) => qh[j]!));
+          const inner = span.map((j) => dot(qBar, kh[j]!) * scale);
+          const mx = Math.max(...inner);
+          const e = inner.map((x) => Math.exp(x - mx));
+          const z = e.reduce((x, y) => x + y, 0);
+          const value = new Array<number>(dv).fill(0);
+          span.forEach((j, n) => {
+            for (let t = 0; t < dv; t++) value[t]! += (e[n]! / z) * vh[j]![t]!;
+          });
+          terms.push({ w: dot(qi, kBar) * scale, value });
+        }
+        if (terms.length === 0) return new Array<number>(dv).fill(0);
+        const mx = Math.max(...terms.map((t) => t.w));
+        const out = new Array<number>(dv).fill(0);
+        let z = 0;
+        for (const { w, value } of terms) {
+          const e = Math.exp(w - mx);
+          z += e;
+          for (let t = 0; t < dv; t++) out[t]! += e * value[t]!;
+        }
+        return out.map((x) => x / z);
+      });
+    }),
+  );
+}
