@@ -132,15 +132,10 @@ function pool(x: tf.Tensor, keep: tf.Tensor, pooling: CombinerPooling): tf.Tenso
   const k = tf.expandDims(keep, -1);
   const count = tf.sum(k, -2);
   if (pooling === 'mean') return safeDivide(tf.sum(tf.mul(x, k), -2), count);
-  const m = tf.max(
-    tf.where(tf.cast(tf.broadcastTo(k, x.shape), 'bool'), x, tf.fill(x.shape, MASKED)),
-    -2,
-  );
-  return tf.where(
-    tf.cast(tf.broadcastTo(tf.greater(count, 0), m.shape), 'bool'),
-    m,
-    tf.zerosLike(m),
-  );
+  // masked rows → MASKED by arithmetic, not a broadcast where: tfjs-webgpu tiles rank-5
+  // tensors on the CPU (synchronous reads, unavailable in Node)
+  const m = tf.max(tf.add(tf.mul(x, k), tf.mul(tf.sub(k, 1), -MASKED)), -2);
+  return tf.mul(m, tf.cast(tf.greater(count, 0), 'float32')); // 0 where nothing is kept
 }
 
 /**
