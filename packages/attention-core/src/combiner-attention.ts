@@ -268,7 +268,7 @@ function axialPlan({ q, k, v, keep, causal, pooling }: PlanInputs, s: number): t
   const { pooled: kBar, count } = rowExclusivePool(col(K), keepC, causal, pooling); // [G, s, R(a), d]
   const { pooled: qBar } = rowExclusivePool(col(Q), keepC, causal, pooling);
   const rowsVisible = causal
-    ? tf.linalg.bandPart(tf.ones([R, R]), -1, 0).sub(tf.eye(R)) // a' < a
+    ? tf.sub(tf.linalg.bandPart(tf.ones([R, R]), -1, 0), tf.eye(R)) // a' < a
     : tf.sub(tf.ones([R, R]), tf.eye(R)); // a' ≠ a
   const inner = tf.matMul(qBar, col(K), false, true); // [G, s, R(a), R(a')]
   const [wInner] = jointSoftmax([
@@ -298,45 +298,52 @@ function logsparsePlan({ q, k, v, keep, causal, pooling }: PlanInputs): tf.Tenso
   const K = padPositions(k, Lp);
   const V = padPositions(v, Lp);
   const keepP = padPositions(keep, Lp); // [G, Lp]
-  const blocks = [
-    { scores: tf.expandDims(tf.sum(tf.mul(Q, K), -1), -1), allowed: tf.expandDims(keepP, -1) }, // self
-  ];
-  const spread: ((w: tf.Tensor) => tf.Tensor)[] = [(w) => tf.mul(w, V)]; // weights → outputs
+  const scores: tf.Tensor[] = [tf.expandDims(tf.sum(tf.mul(Q, K), -1), -1)]; // self, [G, Lp, 1]
+  const allowed: tf.Tensor[] = [tf.expandDims(keepP, -1)];
+  const siblingValues: { pairs: number; size: number; v: tf.Tensor }[] = [];
+  const side = tf.reshape(tf.tensor1d(causal ? [0, 1] : [1, 1]), [1, 1, 2, 1]);
   for (let size = 1; size < Lp; size *= 2) {
     const pairs = Lp / (2 * size); // intervals of the next level, each split into two siblings
-    const Kl = tf.reshape(K, [G, pairs, 2, size, d]);
-    const Vl = tf.reshape(V, [G, pairs, 2, size, dv]);
-    const keepL = tf.reshape(keepP, [G, pairs, 2, size]);
-    const kBar = pool(Kl, keepL, pooling); // [G, pairs, 2, d]
-    const vBar = spanValues(
-      pool(tf.reshape(Q, [G, pairs, 2, size, d]), keepL, pooling),
-      Kl,
-      Vl,
-      keepL,
-    );
-    const spanKeep = tf.cast(tf.greater(tf.sum(keepL, -1), 0), 'float32'); // [G, pairs, 2]
-    // the sibling of half h is half 1 − h: swap the halves
-    const swap = (x: tf.Tensor) => tf.reverse(x, 2);
-    const Qh = tf.reshape(Q, [G, pairs, 2, size, d]);
-    const scores = tf.sum(tf.mul(Qh, tf.expandDims(swap(kBar), 3)), -1); // [G, pairs, 2, size]
-    // causal: only the right half's sibling (on the left) is in the past
-    const side = causal ? tf.reshape(tf.tensor1d([0, 1]), [1, 1, 2, 1]) : tf.ones([1, 1, 2, 1]);
-    const allowed = tf.mul(tf.expandDims(swap(spanKeep), 3), side); // [G, pairs, 2, 1]
-    blocks.push({
-      scores: tf.reshape(scores, [G, Lp, 1]),
-      allowed: tf.reshape(tf.broadcastTo(allowed, [G, pairs, 2, size]), [G, Lp, 1]),
+    // one tidy per level: only the level's scores, mask and sibling values outlive it
+    const level = tf.tidy(() => {
+      const Kl = tf.reshape(K, [G, pairs, 2, size, d]);
+      const Ql = tf.reshape(Q, [G, pairs, 2, size, d]);
+      const keepL = tf.reshape(keepP, [G, pairs, 2, size]);
+      const kBar = pool(Kl, keepL, pooling); // [G, pairs, 2, d]
+      const vBar = spanValues(
+        pool(Ql, keepL, pooling),
+        Kl,
+        tf.reshape(V, [G, pairs, 2, size, dv]),
+        keepL,
+      );
+      const spanKeep = tf.cast(tf.greater(tf.sum(keepL, -1), 0), 'float32'); // [G, pairs, 2]
+      // the sibling of half h is half 1 − h: swap the halves. Causal: only the right half's
+      // sibling (on its left) is in the past
+      const swap = (x: tf.Tensor) => tf.reverse(x, 2);
+      const ok = tf.mul(tf.expandDims(swap(spanKeep), 3), side); // [G, pairs, 2, 1]
+      return {
+        scores: tf.reshape(tf.sum(tf.mul(Ql, tf.expandDims(swap(kBar), 3)), -1), [G, Lp, 1]),
+        allowed: tf.reshape(tf.mul(ok, tf.ones([1, 1, 1, size])), [G, Lp, 1]),
+        v: tf.expandDims(swap(vBar), 3), // [G, pairs, 2, 1, dv]
+      };
     });
-    // v̄ of each query's sibling, applied per (pair, half) after the joint softmax
-    spread.push((w: tf.Tensor) =>
-      tf.reshape(tf.mul(tf.reshape(w, [G, pairs, 2, size, 1]), tf.expandDims(swap(vBar), 3)), [
-        G,
-        Lp,
-        dv,
-      ]),
-    );
+    scores.push(level.scores);
+    allowed.push(level.allowed);
+    siblingValues.push({ pairs, size, v: level.v });
   }
-  const weights = jointSoftmax(blocks); // each [G, Lp, 1]
-  let out = spread[0]!(weights[0]!);
-  for (let i = 1; i < weights.length; i++) out = tf.add(out, spread[i]!(weights[i]!));
+  const [w] = jointSoftmax([{ scores: tf.concat(scores, 2), allowed: tf.concat(allowed, 2) }]);
+  tf.dispose([...scores, ...allowed]);
+  const take = rangeTaker(w!, 2); // [G, Lp, 1] per block: self, then the levels
+  let out = tf.mul(take(0, 1), V);
+  siblingValues.forEach(({ pairs, size, v: vs }, i) => {
+    const next = tf.tidy(() =>
+      tf.add(
+        out,
+        tf.reshape(tf.mul(tf.reshape(take(i + 1, 1), [G, pairs, 2, size, 1]), vs), [G, Lp, dv]),
+      ),
+    );
+    out.dispose();
+    out = next;
+  });
   return tf.slice(out, [0, 0, 0], [G, L, dv]);
 }
