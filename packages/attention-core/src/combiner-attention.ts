@@ -1,6 +1,6 @@
 import { shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import { maskForGroups, rangeTaker, safeDivide } from './groups.js';
+import { mapGroupBlocks, rangeTaker, safeDivide } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
 
 export type CombinerVariant = 'fixed' | 'axial' | 'logsparse' | 'mixture';
@@ -72,7 +72,7 @@ export function combinerAttention(
   }
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
-  const { batch: B, heads: H, queryLength: L, keyLength: Lk, dim: d, valueDim: dv } = shapes;
+  const { batch: B, heads: H, queryLength: L, keyLength: Lk, dim: d } = shapes;
   if (L !== Lk) {
     throw new RangeError(
       `${fn}: Combiner's plans need as many queries as keys, got q ${shapeString(q.shape)} and k ${shapeString(k.shape)}`,
@@ -85,26 +85,34 @@ export function combinerAttention(
       `${fn}: blockSize must be an integer in [1, L = ${L}], got ${String(opts.blockSize)}`,
     );
   }
-  const G = B * H;
-  return tf.tidy(() => {
-    const q3 = tf.mul(tf.reshape(q, [G, L, d]), 1 / Math.sqrt(d)); // scores are q·k/√d throughout
-    const k3 = tf.reshape(k, [G, L, d]);
-    const v3 = tf.reshape(v, [G, L, dv]);
-    const keep =
-      opts.mask === undefined
-        ? tf.ones([G, L])
-        : tf.reshape(maskForGroups(opts.mask, 0, G, H), [G, L]);
-    const plan = (name: 'fixed' | 'axial' | 'logsparse') => {
-      const ctx = { q: q3, k: k3, v: v3, keep, causal, pooling };
-      if (name === 'fixed') return fixedPlan(ctx, s);
-      if (name === 'axial') return axialPlan(ctx, s);
-      return logsparsePlan(ctx);
-    };
-    const out =
-      variant === 'mixture' ? tf.mul(tf.add(plan('fixed'), plan('logsparse')), 0.5) : plan(variant);
-    return tf.reshape(out, [B, H, L, dv]) as tf.Tensor4D;
-  });
+  // blocks of (batch, head) groups, one tidy each, so that a block's scores stay near 4 M floats
+  const perGroup = L * (variant === 'logsparse' ? 2 * Math.log2(2 * L) : s + Math.ceil(L / s)) * 4;
+  const groups = Math.max(1, Math.min(B * H, Math.floor(BLOCK_FLOATS / perGroup)));
+  return tf.tidy(() =>
+    mapGroupBlocks(q, k, v, opts.mask, shapes, groups, ({ size: G, q: qb, k: kb, v: vb, keep }) => {
+      const ctx: PlanInputs = {
+        q: tf.mul(qb, 1 / Math.sqrt(d)), // scores are q·k/√d throughout
+        k: kb,
+        v: vb,
+        keep: keep === null ? tf.ones([G, L]) : tf.reshape(keep, [G, L]),
+        causal,
+        pooling,
+      };
+      const plan = (name: 'fixed' | 'axial' | 'logsparse') =>
+        name === 'fixed'
+          ? fixedPlan(ctx, s)
+          : name === 'axial'
+            ? axialPlan(ctx, s)
+            : logsparsePlan(ctx);
+      return variant === 'mixture'
+        ? tf.mul(tf.add(plan('fixed'), plan('logsparse')), 0.5)
+        : plan(variant);
+    }),
+  );
 }
+
+/** Floats of scores one block of groups may hold (the plans keep a few tensors of that size). */
+const BLOCK_FLOATS = 1 << 22;
 
 interface PlanInputs {
   /** [G, L, d], already divided by √d. */
