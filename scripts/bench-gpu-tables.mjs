@@ -1,7 +1,8 @@
 // Renders bench/results/webgpu-node.json and bench/results/browser.json (fused against composite
 // per GPU backend) as the markdown tables of docs/performance.md.
 // Usage: node scripts/bench-gpu-tables.mjs [--write]  (--write replaces the tables between the markers)
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeDocSection } from './doc-section.mjs';
 
 const read = (name) =>
   JSON.parse(readFileSync(new URL(`../bench/results/${name}`, import.meta.url), 'utf8'));
@@ -41,14 +42,7 @@ for (const section of browser.backends) {
 }
 const text = parts.join('\n');
 if (process.argv.includes('--write')) {
-  const doc = new URL('../docs/performance.md', import.meta.url);
-  const start = '<!-- gpu-tables:start -->';
-  const end = '<!-- gpu-tables:end -->';
-  const md = readFileSync(doc, 'utf8');
-  const i = md.indexOf(start);
-  const j = md.indexOf(end);
-  if (i < 0 || j < i) throw new Error('docs/performance.md lacks the gpu-tables markers');
-  writeFileSync(doc, `${md.slice(0, i + start.length)}\n\n${text}\n\n${md.slice(j)}`);
+  writeDocSection('gpu-tables', text);
 } else {
   console.log(text);
 }
