@@ -106,6 +106,7 @@ export default defineConfig({
       // the same suite with the fused WebGPU kernels registered
       project('backend-webgpu', 'packages/backend-webgpu', webgpuNodeEnv, backendSetup),
       project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
+      project('performer', 'packages/performer', { KA_BACKEND: 'wasm' }, backendSetup),
       browserProject('webgl'),
       browserProject('webgpu'),
       browserProject('wasm'),

@@ -1,0 +1,14 @@
+export {
+  type PerformerLMConfig,
+  type ResolvedConfig,
+  sinusoids,
+} from './models/performer-lm/config.js';
+export {
+  type GenerateOptions,
+  type PerformerLayerWeights,
+  PerformerLM,
+  type PerformerLMWeights,
+} from './models/performer-lm/performer-lm.js';
+export { MODEL_TYPES, type ModelType } from './models/registry.js';
+export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';
+export { readSafetensors, type SafetensorsDtype, type SafetensorsTensor } from './safetensors.js';

@@ -1,0 +1,82 @@
+/** Shapes and options of a PerformerLM (names follow performer-pytorch's, in camelCase). */
+export interface PerformerLMConfig {
+  numTokens: number;
+  maxSeqLen: number;
+  dim: number;
+  depth: number;
+  heads: number;
+  /** Per-head size (default dim / heads). */
+  dimHead?: number;
+  /** Random features per head (m). */
+  nbFeatures: number;
+  /** Feed-forward width multiplier (default 4). */
+  ffMult?: number;
+  /** Causal language model (default true). */
+  causal?: boolean;
+  /** Rotary position embedding on queries and keys (default true). */
+  rotary?: boolean;
+  /** Add the fixed sinusoidal absolute position embedding to the tokens (default true). */
+  absolutePositions?: boolean;
+  /** Output projection tied to the token embedding (default false). */
+  tieEmbed?: boolean;
+  /** Biases on the q/k/v projections and on the attention output (default false). */
+  qkvBias?: boolean;
+  attnOutBias?: boolean;
+  /** Added to every positive feature before its m^-1/2 ratio (performer-pytorch: 1e-4). */
+  featureEps?: number;
+}
+
+export type ResolvedConfig = Required<PerformerLMConfig>;
+
+export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig {
+  if (typeof c !== 'object' || c === null) throw new TypeError(`${fn}: config is required`);
+  for (const key of ['numTokens', 'maxSeqLen', 'dim', 'depth', 'heads', 'nbFeatures'] as const) {
+    const v = c[key];
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`${fn}: config.${key} must be a positive integer, got ${String(v)}`);
+    }
+  }
+  const dimHead = c.dimHead ?? c.dim / c.heads;
+  if (!Number.isInteger(dimHead) || dimHead < 1) {
+    throw new RangeError(
+      `${fn}: config.dimHead must be a positive integer (default dim / heads = ${c.dim}/${c.heads}), got ${String(dimHead)}`,
+    );
+  }
+  if ((c.rotary ?? true) && dimHead % 2 !== 0) {
+    throw new RangeError(`${fn}: rotary embeddings need an even dimHead, got ${dimHead}`);
+  }
+  return {
+    numTokens: c.numTokens,
+    maxSeqLen: c.maxSeqLen,
+    dim: c.dim,
+    depth: c.depth,
+    heads: c.heads,
+    dimHead,
+    nbFeatures: c.nbFeatures,
+    ffMult: c.ffMult ?? 4,
+    causal: c.causal ?? true,
+    rotary: c.rotary ?? true,
+    absolutePositions: c.absolutePositions ?? true,
+    tieEmbed: c.tieEmbed ?? false,
+    qkvBias: c.qkvBias ?? false,
+    attnOutBias: c.attnOutBias ?? false,
+    featureEps: c.featureEps ?? 1e-4,
+  };
+}
+
+/**
+ * Fixed sinusoids [length, width]: row p = [sin(p·f_0 … p·f_{w/2−1}), cos(p·f_0 …)] with
+ * f_i = 10000^(−2i/w) (performer-pytorch's FixedPositionalEmbedding; also its rotary table).
+ */
+export function sinusoids(length: number, width: number): Float32Array {
+  const half = width / 2;
+  const out = new Float32Array(length * width);
+  for (let p = 0; p < length; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = p * 10000 ** (-(2 * i) / width);
+      out[p * width + i] = Math.sin(angle);
+      out[p * width + half + i] = Math.cos(angle);
+    }
+  }
+  return out;
+}

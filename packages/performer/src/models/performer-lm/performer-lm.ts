@@ -1,0 +1,422 @@
+import {
+  type CausalState,
+  causalState,
+  favorAttention,
+  favorCausalStep,
+} from '@kernel-attention/core';
+import { type FeatureMap, positiveSoftmax } from '@kernel-attention/feature-maps';
+import { createRng, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
+import * as tf from '@tensorflow/tfjs-core';
+import { type PerformerLMConfig, type ResolvedConfig, resolveConfig, sinusoids } from './config.js';
+
+/** Weights of one layer; projections as [in, out] (x·W). */
+export interface PerformerLayerWeights {
+  norm1Gamma: tf.Tensor1D;
+  norm1Beta: tf.Tensor1D;
+  wq: tf.Tensor2D;
+  wk: tf.Tensor2D;
+  wv: tf.Tensor2D;
+  bq?: tf.Tensor1D;
+  bk?: tf.Tensor1D;
+  bv?: tf.Tensor1D;
+  wo: tf.Tensor2D;
+  bo?: tf.Tensor1D;
+  /** FAVOR+ projection ω [nbFeatures, dimHead]. */
+  projection: Matrix;
+  norm2Gamma: tf.Tensor1D;
+  norm2Beta: tf.Tensor1D;
+  w1: tf.Tensor2D;
+  b1: tf.Tensor1D;
+  w2: tf.Tensor2D;
+  b2: tf.Tensor1D;
+}
+
+export interface PerformerLMWeights {
+  tokenEmbedding: tf.Tensor2D;
+  /** Absolute position embedding [maxSeqLen, dim] (fixed sinusoids or learned). */
+  positionEmbedding: tf.Tensor2D | null;
+  /** Rotary table [maxSeqLen, dimHead]: per row [sin half | cos half]. */
+  rotaryTable: tf.Tensor2D | null;
+  layers: PerformerLayerWeights[];
+  normGamma: tf.Tensor1D;
+  normBeta: tf.Tensor1D;
+  /** [dim, numTokens]; null when tied to the token embedding. */
+  outWeight: tf.Tensor2D | null;
+  outBias: tf.Tensor1D | null;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** 0 (default) picks the most likely token; otherwise logits / temperature are sampled. */
+  temperature?: number;
+  /** Sample among the topK most likely tokens only. */
+  topK?: number;
+  /** Seed of the sampler (default 0): the same seed gives the same tokens. */
+  seed?: number;
+  /** Called with each new token and its logits [numTokens] (for streaming). */
+  onToken?: (token: number, logits: Float32Array) => void;
+}
+
+const LN_EPS = 1e-5;
+
+function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, LN_EPS))), gamma), beta);
+}
+
+/** GELU with the exact erf (PyTorch's default). */
+function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+function dense(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D | null): tf.Tensor {
+  const lead = x.shape.slice(0, -1);
+  const y = tf.matMul(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, w);
+  return tf.reshape(b ? tf.add(y, b) : y, [...lead, w.shape[1]]);
+}
+
+/**
+ * A Performer language model (Choromanski et al. 2020): token embedding (+ absolute positions),
+ * `depth` pre-norm blocks of FAVOR+ attention (rotary positions on queries and keys) and a GELU
+ * feed-forward, a final LayerNorm and the output projection. Causal by default.
+ *
+ * `logits(tokens)` runs whole sequences; `generate(prompt)` decodes with core's recurrent causal
+ * state — constant work per new token — and gives the logits the full forward gives on the same
+ * prefix. Load performer-pytorch checkpoints with `loadPerformerPytorch`.
+ */
+export class PerformerLM {
+  readonly config: ResolvedConfig;
+  readonly weights: PerformerLMWeights;
+  private readonly featureMaps: (FeatureMap & { dispose(): void })[];
+  private readonly rotateMatrix: tf.Tensor2D | null;
+
+  constructor(config: PerformerLMConfig, weights: PerformerLMWeights) {
+    this.config = resolveConfig('PerformerLM', config);
+    this.weights = weights;
+    this.featureMaps = weights.layers.map((l) =>
+      positiveSoftmax({ projection: l.projection, eps: this.config.featureEps }),
+    );
+    this.rotateMatrix = this.config.rotary ? tf.keep(rotateEveryTwo(this.config.dimHead)) : null;
+  }
+
+  /**
+   * A freshly initialised model (normal(0, 0.02) embeddings, Glorot-uniform projections,
+   * block-orthogonal random features), all from `seed`.
+   */
+  static create(config: PerformerLMConfig, opts: { seed?: number } = {}): PerformerLM {
+    const c = resolveConfig('PerformerLM.create', config);
+    const rng = createRng(opts.seed ?? 0);
+    const seedOf = () => Math.floor(rng.uniform() * 2 ** 31);
+    const glorot = (rows: number, cols: number): tf.Tensor2D => {
+      const limit = Math.sqrt(6 / (rows + cols));
+      return tf.variable(
+        tf.randomUniform([rows, cols], -limit, limit, 'float32', seedOf()),
+      ) as tf.Variable<tf.Rank.R2>;
+    };
+    const zeros = (n: number) => tf.variable(tf.zeros([n])) as tf.Variable<tf.Rank.R1>;
+    const ones = (n: number) => tf.variable(tf.ones([n])) as tf.Variable<tf.Rank.R1>;
+    const inner = c.heads * c.dimHead;
+    const ff = c.dim * c.ffMult;
+    const weights: PerformerLMWeights = {
+      tokenEmbedding: tf.variable(
+        tf.randomNormal([c.numTokens, c.dim], 0, 0.02, 'float32', seedOf()),
+      ),
+      positionEmbedding: c.absolutePositions
+        ? tf.tensor2d(sinusoids(c.maxSeqLen, c.dim), [c.maxSeqLen, c.dim])
+        : null,
+      rotaryTable: c.rotary
+        ? tf.tensor2d(sinusoids(c.maxSeqLen, c.dimHead), [c.maxSeqLen, c.dimHead])
+        : null,
+      layers: Array.from({ length: c.depth }, () => ({
+        norm1Gamma: ones(c.dim),
+        norm1Beta: zeros(c.dim),
+        wq: glorot(c.dim, inner),
+        wk: glorot(c.dim, inner),
+        wv: glorot(c.dim, inner),
+        ...(c.qkvBias ? { bq: zeros(inner), bk: zeros(inner), bv: zeros(inner) } : {}),
+        wo: glorot(inner, c.dim),
+        ...(c.attnOutBias ? { bo: zeros(c.dim) } : {}),
+        projection: gaussianOrthogonal(c.nbFeatures, c.dimHead, { seed: seedOf() }),
+        norm2Gamma: ones(c.dim),
+        norm2Beta: zeros(c.dim),
+        w1: glorot(c.dim, ff),
+        b1: zeros(ff),
+        w2: glorot(ff, c.dim),
+        b2: zeros(c.dim),
+      })),
+      normGamma: ones(c.dim),
+      normBeta: zeros(c.dim),
+      outWeight: c.tieEmbed ? null : glorot(c.dim, c.numTokens),
+      outBias: c.tieEmbed ? null : zeros(c.numTokens),
+    };
+    return new PerformerLM(c, weights);
+  }
+
+  /** Checks token ids [B][N] (or an int32 tensor) and returns them as an int32 tensor. */
+  private tokensTensor(fn: string, tokens: number[][] | tf.Tensor2D): tf.Tensor2D {
+    const { numTokens, maxSeqLen } = this.config;
+    let rows: number[][];
+    if (tokens instanceof tf.Tensor) {
+      if (tokens.rank !== 2) {
+        throw new RangeError(
+          `${fn}: tokens must be [batch, length], got shape [${tokens.shape.join(', ')}]`,
+        );
+      }
+      rows = tokens.arraySync() as number[][];
+    } else {
+      if (!Array.isArray(tokens) || !tokens.every(Array.isArray)) {
+        throw new TypeError(`${fn}: tokens must be number[][] ([batch][length]) or a 2-D tensor`);
+      }
+      rows = tokens;
+    }
+    const N = rows[0]?.length ?? 0;
+    if (rows.length === 0 || N === 0 || rows.some((r) => r.length !== N)) {
+      throw new RangeError(
+        `${fn}: tokens must be a non-empty [batch][length] array with rows of equal length`,
+      );
+    }
+    if (N > maxSeqLen) {
+      throw new RangeError(
+        `${fn}: sequence length ${N} exceeds the model's maxSeqLen ${maxSeqLen}`,
+      );
+    }
+    rows.forEach((r, b) =>
+      r.forEach((t, n) => {
+        if (!Number.isInteger(t) || t < 0 || t >= numTokens) {
+          throw new RangeError(
+            `${fn}: token id ${t} at [${b}, ${n}] is out of range [0, ${numTokens})`,
+          );
+        }
+      }),
+    );
+    return tf.tensor2d(rows, [rows.length, N], 'int32');
+  }
+
+  /** Rotary embedding of t [B, H, N, dh] at positions start … start + N − 1. */
+  private rotary(t: tf.Tensor, start: number): tf.Tensor {
+    const table = this.weights.rotaryTable;
+    if (table === null || this.rotateMatrix === null) return t;
+    const N = t.shape[2]!;
+    const dh = this.config.dimHead;
+    const rows = tf.slice(table, [start, 0], [N, dh]);
+    // each of the dh/2 sin (and cos) values repeated twice: s0 s0 s1 s1 …
+    const twice = (x: tf.Tensor) =>
+      tf.reshape(tf.tile(tf.reshape(x, [N, dh / 2, 1]), [1, 1, 2]), [N, dh]);
+    const sin = twice(tf.slice(rows, [0, 0], [N, dh / 2]));
+    const cos = twice(tf.slice(rows, [0, dh / 2], [N, dh / 2]));
+    return tf.add(tf.mul(t, cos), tf.mul(dense(t, this.rotateMatrix), sin));
+  }
+
+  /** [B, N, dim] → q, k, v [B, H, N, dh] of one layer (rotary applied to q and k). */
+  private qkv(l: PerformerLayerWeights, a: tf.Tensor, start: number) {
+    const [B, N] = a.shape as [number, number];
+    const { heads: H, dimHead: dh } = this.config;
+    const split = (w: tf.Tensor2D, b?: tf.Tensor1D) =>
+      tf.transpose(tf.reshape(dense(a, w, b), [B, N, H, dh]), [0, 2, 1, 3]);
+    return {
+      q: this.rotary(split(l.wq, l.bq), start),
+      k: this.rotary(split(l.wk, l.bk), start),
+      v: split(l.wv, l.bv),
+    };
+  }
+
+  private mergeHeads(o: tf.Tensor): tf.Tensor {
+    const [B, H, N, dh] = o.shape as [number, number, number, number];
+    return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, N, H * dh]);
+  }
+
+  private feedForward(l: PerformerLayerWeights, h: tf.Tensor): tf.Tensor {
+    const b = layerNorm(h, l.norm2Gamma, l.norm2Beta);
+    return tf.add(h, dense(gelu(dense(b, l.w1, l.b1)), l.w2, l.b2));
+  }
+
+  private embed(tokens: tf.Tensor2D, start: number): tf.Tensor {
+    const N = tokens.shape[1];
+    const h = tf.gather(this.weights.tokenEmbedding, tokens);
+    const pos = this.weights.positionEmbedding;
+    return pos === null ? h : tf.add(h, tf.slice(pos, [start, 0], [N, this.config.dim]));
+  }
+
+  private head(h: tf.Tensor): tf.Tensor {
+    const w = this.weights;
+    const x = layerNorm(h, w.normGamma, w.normBeta);
+    return w.outWeight === null
+      ? dense(x, tf.transpose(w.tokenEmbedding) as tf.Tensor2D)
+      : dense(x, w.outWeight, w.outBias);
+  }
+
+  /** Logits [B, N, numTokens] for token ids [B][N] (N ≤ maxSeqLen). */
+  logits(tokens: number[][] | tf.Tensor2D): tf.Tensor3D {
+    const ids = this.tokensTensor('PerformerLM.logits', tokens);
+    return tf.tidy(() => {
+      let h = this.embed(ids, 0);
+      this.weights.layers.forEach((l, i) => {
+        const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
+        const o = favorAttention(q, k, v, {
+          featureMap: this.featureMaps[i]!,
+          causal: this.config.causal,
+        });
+        h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(o), l.wo, l.bo)));
+      });
+      ids.dispose();
+      return this.head(h) as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * One decoding step: the logits [B, numTokens] of `tokens` [B] at `position`, advancing the
+   * per-layer recurrent states (constant work, whatever the position).
+   */
+  private step(states: CausalState[], tokens: number[], position: number): tf.Tensor2D {
+    const ids = tf.tensor2d(
+      tokens.map((t) => [t]),
+      [tokens.length, 1],
+      'int32',
+    );
+    const previous = [...states];
+    const out = tf.tidy(() => {
+      let h = this.embed(ids, position); // [B, 1, dim]
+      this.weights.layers.forEach((l, i) => {
+        const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), position);
+        const { output, state } = favorCausalStep(states[i]!, q, k, v, {
+          featureMap: this.featureMaps[i]!,
+        });
+        for (const t of [state.kv, state.ref, state.vSum]) tf.keep(t); // the state outlives this step
+        states[i] = state;
+        h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(output), l.wo, l.bo)));
+      });
+      return tf.reshape(this.head(h), [tokens.length, this.config.numTokens]) as tf.Tensor2D;
+    });
+    for (const s of previous) s.dispose();
+    ids.dispose();
+    return out;
+  }
+
+  /**
+   * Continues `prompt` by up to `maxNewTokens` tokens (never past maxSeqLen), one recurrent step
+   * per token: the prompt is consumed token by token into each layer's causal state, then every
+   * new token costs the same whatever the length so far.
+   */
+  async generate(prompt: number[], opts: GenerateOptions): Promise<number[]> {
+    const fn = 'PerformerLM.generate';
+    if (!this.config.causal)
+      throw new Error(
+        `${fn}: the model is bidirectional (causal: false); generation needs a causal model`,
+      );
+    if (!Array.isArray(prompt) || prompt.length === 0) {
+      throw new RangeError(`${fn}: prompt must be a non-empty array of token ids`);
+    }
+    this.tokensTensor(fn, [prompt]).dispose(); // validates ids and length
+    const { maxNewTokens, temperature = 0, topK, seed = 0 } = opts ?? ({} as GenerateOptions);
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
+      throw new RangeError(
+        `${fn}: maxNewTokens must be a non-negative integer, got ${String(maxNewTokens)}`,
+      );
+    }
+    if (!(Number.isFinite(temperature) && temperature >= 0)) {
+      throw new RangeError(
+        `${fn}: temperature must be a finite number >= 0, got ${String(temperature)}`,
+      );
+    }
+    if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) {
+      throw new RangeError(`${fn}: topK must be a positive integer, got ${String(topK)}`);
+    }
+    const { heads, dimHead, nbFeatures, maxSeqLen } = this.config;
+    const states = this.weights.layers.map(() =>
+      causalState({ batch: 1, heads, numFeatures: nbFeatures, valueDim: dimHead }),
+    );
+    const rng = createRng(seed);
+    const out = [...prompt];
+    try {
+      let logits: Float32Array | null = null;
+      for (let p = 0; p < prompt.length; p++) {
+        const t = this.step(states, [prompt[p]!], p);
+        logits = p === prompt.length - 1 ? ((await t.data()) as Float32Array) : null;
+        t.dispose();
+      }
+      while (out.length - prompt.length < maxNewTokens && out.length < maxSeqLen) {
+        const next = pick(logits!, temperature, topK, rng);
+        out.push(next);
+        opts.onToken?.(next, logits!);
+        if (out.length - prompt.length >= maxNewTokens || out.length >= maxSeqLen) break;
+        const t = this.step(states, [next], out.length - 1);
+        logits = (await t.data()) as Float32Array;
+        t.dispose();
+      }
+    } finally {
+      for (const s of states) s.dispose();
+    }
+    return out;
+  }
+
+  /** Logits of each token of `tokens` decoded one step at a time (for tests and streaming use). */
+  async stepLogits(tokens: number[]): Promise<Float32Array[]> {
+    this.tokensTensor('PerformerLM.stepLogits', [tokens]).dispose();
+    const { heads, dimHead, nbFeatures } = this.config;
+    const states = this.weights.layers.map(() =>
+      causalState({ batch: 1, heads, numFeatures: nbFeatures, valueDim: dimHead }),
+    );
+    const all: Float32Array[] = [];
+    try {
+      for (let p = 0; p < tokens.length; p++) {
+        const t = this.step(states, [tokens[p]!], p);
+        all.push((await t.data()) as Float32Array);
+        t.dispose();
+      }
+    } finally {
+      for (const s of states) s.dispose();
+    }
+    return all;
+  }
+
+  dispose(): void {
+    const w = this.weights;
+    const tensors: (tf.Tensor | null | undefined)[] = [
+      w.tokenEmbedding,
+      w.positionEmbedding,
+      w.rotaryTable,
+      w.normGamma,
+      w.normBeta,
+      w.outWeight,
+      w.outBias,
+      this.rotateMatrix,
+    ];
+    for (const l of w.layers) {
+      const { projection: _, ...rest } = l;
+      tensors.push(...(Object.values(rest) as tf.Tensor[]));
+    }
+    tf.dispose(tensors.filter((t): t is tf.Tensor => t != null));
+    for (const f of this.featureMaps) f.dispose();
+  }
+}
+
+/** R [dh, dh] with t·R = rotate_every_two(t): pairs (t0, t1) → (−t1, t0). */
+function rotateEveryTwo(dh: number): tf.Tensor2D {
+  const r = new Float32Array(dh * dh);
+  for (let i = 0; i < dh; i += 2) {
+    r[(i + 1) * dh + i] = -1; // out[i] = −t[i+1]
+    r[i * dh + i + 1] = 1; // out[i+1] = t[i]
+  }
+  return tf.tensor2d(r, [dh, dh]);
+}
+
+/** Greedy (temperature 0) or sampled next token from logits, restricted to the topK largest. */
+function pick(
+  logits: Float32Array,
+  temperature: number,
+  topK: number | undefined,
+  rng: { uniform(): number },
+): number {
+  let order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
+  if (temperature === 0) return order[0]!;
+  if (topK !== undefined) order = order.slice(0, topK);
+  const max = logits[order[0]!]!;
+  const weights = order.map((i) => Math.exp((logits[i]! - max) / temperature));
+  const total = weights.reduce((a, b) => a + b, 0);
+  let u = rng.uniform() * total;
+  for (let j = 0; j < order.length; j++) {
+    u -= weights[j]!;
+    if (u <= 0) return order[j]!;
+  }
+  return order[order.length - 1]!;
+}
