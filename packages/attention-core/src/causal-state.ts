@@ -2,7 +2,7 @@ import { type FeatureMap, type KeyParts, shapeString } from '@kernel-attention/f
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFeatureMap } from './favor-attention.js';
 import { NO_KEY_YET, safeDivide } from './groups.js';
-import { validateQkv } from './validate.js';
+import { validateNonNegative, validateQkv } from './validate.js';
 
 /**
  * Recurrent state of causal linear attention for decoding one token at a time, with constant
@@ -75,6 +75,8 @@ export function causalState(opts: CausalStateOptions): CausalState {
 export interface CausalStepOptions {
   /** [B, 1] (or [B]) keep flag of this token: a padded token (0) leaves the state unchanged. */
   mask?: tf.Tensor;
+  /** As linearAttention's: D = φ(q)·(z + eps·1). Default 0. */
+  denominatorEps?: number;
 }
 
 /**
@@ -93,7 +95,7 @@ export function favorCausalStep(
   assertFeatureMap(fn, opts?.featureMap);
   const phi = opts.featureMap;
   validateStep(fn, state, q, k, v, ['q', 'k', 'v']);
-  return step(fn, state, k, v, opts.mask, (kSafe) => ({
+  return step(fn, state, k, v, opts, (kSafe) => ({
     qf: phi.features(q, 'query'),
     parts: phi.keyParts
       ? phi.keyParts(kSafe)
@@ -118,7 +120,7 @@ export function linearCausalStep(
 ): { output: tf.Tensor4D; state: CausalState } {
   const fn = 'linearCausalStep';
   validateStep(fn, state, qFeat, kFeat, v, ['qFeat', 'kFeat', 'v']);
-  return step(fn, state, kFeat, v, opts.mask, (kSafe) => ({
+  return step(fn, state, kFeat, v, opts, (kSafe) => ({
     qf: qFeat,
     parts: { base: kSafe, logScale: tf.zeros([...kSafe.shape.slice(0, 3), 1]), floor: 0 },
   }));
@@ -156,10 +158,12 @@ function step(
   state: CausalState,
   k: tf.Tensor,
   v: tf.Tensor,
-  mask: tf.Tensor | undefined,
+  opts: CausalStepOptions,
   featuresOf: (k: tf.Tensor) => { qf: tf.Tensor; parts: KeyParts },
 ): { output: tf.Tensor4D; state: CausalState } {
   const [B, H, m, w] = state.kv.shape;
+  const mask = opts.mask;
+  const denominatorEps = validateNonNegative(fn, opts.denominatorEps, 'denominatorEps');
   if (mask !== undefined && mask.size !== B) {
     throw new RangeError(
       `${fn}: mask must have shape [batch, 1] = [${B},1], got ${shapeString(mask.shape)}`,
@@ -201,7 +205,8 @@ function step(
     if (parts.floor !== 0)
       numDen = tf.add(numDen, tf.mul(tf.mul(tf.sum(qf, -1, true), parts.floor), vSum));
     const num = tf.slice(numDen, [0, 0, 0, 0], [B, H, 1, w - 1]);
-    const den = tf.slice(numDen, [0, 0, 0, w - 1], [B, H, 1, 1]);
+    let den = tf.slice(numDen, [0, 0, 0, w - 1], [B, H, 1, 1]);
+    if (denominatorEps !== 0) den = tf.add(den, tf.mul(tf.sum(qf, -1, true), denominatorEps));
     return { output: safeDivide(num, den) as tf.Tensor4D, kv, ref, vSum };
   });
   return {

@@ -15,7 +15,7 @@ import {
   DEFAULT_CHUNK_SIZE,
   type LinearAttentionOptions,
 } from './linear-attention.js';
-import { validateChunkSize, validateMask, validateQkv } from './validate.js';
+import { validateChunkSize, validateMask, validateNonNegative, validateQkv } from './validate.js';
 
 export interface FavorAttentionOptions extends LinearAttentionOptions {
   /** φ: any FeatureMap (positiveSoftmax for FAVOR+, or your own). */
@@ -78,6 +78,7 @@ export function favorAttention(
   const shapes = validateQkv(fn, q, k, v, { causal });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
   const chunkSize = validateChunkSize(fn, opts.chunkSize) ?? DEFAULT_CHUNK_SIZE;
+  const denominatorEps = validateNonNegative(fn, opts.denominatorEps, 'denominatorEps');
   const featureBlock =
     validateChunkSize(fn, opts.featureBlockSize, 'featureBlockSize') ?? DEFAULT_FEATURE_BLOCK;
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
@@ -93,12 +94,13 @@ export function favorAttention(
       shapes,
       groups,
       ({ size, q: qb, k: kb, v: vb, keep }) => {
-        if (!causal && Math.max(Lq, Lk) > featureBlock) {
+        if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0) {
           return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
         }
         // with a fused bidirectional kernel registered, plain features go to it; else fold on the small side
         const fusedBi = !causal && hasFusedKernel(BidirectionalLinearAttention);
-        if (!causal && !fusedBi && typeof phi.factoredFeatures === 'function') {
+        const plain = denominatorEps !== 0; // Σ_f φ(q)_f is needed: no folding of scales or floor
+        if (!causal && !fusedBi && !plain && typeof phi.factoredFeatures === 'function') {
           // features as scale ⊙ rows + floor: scales and floor go to the small products
           const fq = phi.factoredFeatures(qb, 'query');
           const fk = phi.factoredFeatures(kb, 'key');
@@ -113,14 +115,14 @@ export function favorAttention(
         }
         // bidirectional: add a map's constant floor on the small products, not on every feature
         const floor =
-          !causal && !fusedBi && typeof phi.featuresWithoutFloor === 'function'
+          !causal && !fusedBi && !plain && typeof phi.featuresWithoutFloor === 'function'
             ? (phi.floor ?? 0)
             : 0;
         const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
         let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
         assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
         if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
-        return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep });
+        return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep, denominatorEps });
       },
     );
   });

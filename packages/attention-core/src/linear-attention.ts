@@ -15,7 +15,7 @@ import {
   type CausalLinearAttentionInputs,
   hasFusedKernel,
 } from './kernel-names.js';
-import { validateChunkSize, validateMask, validateQkv } from './validate.js';
+import { validateChunkSize, validateMask, validateNonNegative, validateQkv } from './validate.js';
 
 export interface LinearAttentionOptions {
   causal?: boolean;
@@ -23,6 +23,11 @@ export interface LinearAttentionOptions {
   mask?: tf.Tensor;
   /** Causal chunk length (default 64): exact inside a chunk, state carried between chunks. */
   chunkSize?: number;
+  /**
+   * Added to every entry of the key sum in the denominator: D_i = φ(q_i)·(z_i + eps·1), as
+   * performer-pytorch's causal attention does (eps = 1e-6 there). Default 0.
+   */
+  denominatorEps?: number;
 }
 
 /** Default causal chunk: measured fastest on wasm at L = 4096, m = 256 (see docs/performance.md). */
@@ -63,6 +68,7 @@ export function linearAttention(
   });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
   const chunkSize = validateChunkSize(fn, opts.chunkSize) ?? DEFAULT_CHUNK_SIZE;
+  const denominatorEps = validateNonNegative(fn, opts.denominatorEps, 'denominatorEps');
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: m } = shapes;
   return tf.tidy(() =>
     mapGroupBlocks(
@@ -73,7 +79,10 @@ export function linearAttention(
       shapes,
       groupsPerBlock(B * H, Math.max(Lq, Lk), m),
       (blk) =>
-        attendBlock(blk.q, blk.k, blk.v, opts.causal ?? false, chunkSize, { keep: blk.keep }),
+        attendBlock(blk.q, blk.k, blk.v, opts.causal ?? false, chunkSize, {
+          keep: blk.keep,
+          denominatorEps,
+        }),
     ),
   );
 }
@@ -93,7 +102,13 @@ export function attendBlock(
   v: tf.Tensor,
   causal: boolean,
   chunkSize: number,
-  extra: { floor?: number; keep?: tf.Tensor | null; qScale?: tf.Tensor; kScale?: tf.Tensor } = {},
+  extra: {
+    floor?: number;
+    keep?: tf.Tensor | null;
+    qScale?: tf.Tensor;
+    kScale?: tf.Tensor;
+    denominatorEps?: number;
+  } = {},
 ): tf.Tensor3D {
   const [G, Lk] = kf.shape as [number, number, number];
   const dv = v.shape[2]!;
@@ -108,7 +123,17 @@ export function attendBlock(
     ? causalNumDen(qf, kf, vOnes, chunkSize)
     : bidirectionalNumDen(qf, kf, vOnes, floor, extra.qScale, extra.kScale);
   const cols = rangeTaker(numDen, 2);
-  return safeDivide(cols(0, dv), cols(dv, 1)) as tf.Tensor3D;
+  let den = cols(dv, 1);
+  const eps = extra.denominatorEps ?? 0;
+  if (eps !== 0) {
+    if (floor !== 0 || extra.qScale) {
+      throw new Error(
+        'attendBlock: denominatorEps needs plain query features (no floor or row scales)',
+      );
+    }
+    den = tf.add(den, tf.mul(tf.sum(qf, -1, true), eps)); // φ(q_i)·(z_i + eps·1)
+  }
+  return safeDivide(cols(0, dv), den) as tf.Tensor3D;
 }
 
 type Triple = [tf.Tensor, tf.Tensor, tf.Tensor];

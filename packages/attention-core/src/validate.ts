@@ -90,3 +90,12 @@ export function validateChunkSize(
   }
   return chunkSize;
 }
+
+/** A finite number >= 0 (e.g. denominatorEps), or undefined → 0. */
+export function validateNonNegative(fn: string, value: unknown, name: string): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new RangeError(`${fn}: ${name} must be a finite number >= 0, got ${String(value)}`);
+  }
+  return value;
+}

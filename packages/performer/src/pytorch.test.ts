@@ -109,8 +109,8 @@ describe('readSafetensors', () => {
     expect(() => readSafetensors(bytes.subarray(0, bytes.length - 10))).toThrow(
       /run past the end of the data .*truncated/,
     );
-    const bad = new Uint8Array(16);
-    new DataView(bad.buffer).setBigUint64(0, 8n, true);
+    const bad = new Uint8Array(17);
+    new DataView(bad.buffer).setBigUint64(0, 9n, true);
     bad.set(new TextEncoder().encode('{not json'), 8);
     expect(() => readSafetensors(bad)).toThrow(/bad header: not JSON/);
     const header = new TextEncoder().encode(

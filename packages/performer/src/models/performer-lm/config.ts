@@ -24,6 +24,11 @@ export interface PerformerLMConfig {
   attnOutBias?: boolean;
   /** Added to every positive feature before its m^-1/2 ratio (performer-pytorch: 1e-4). */
   featureEps?: number;
+  /**
+   * Causal only: added to every entry of the key sum in the attention denominator (performer-pytorch:
+   * 1e-6). Default 0.
+   */
+  denominatorEps?: number;
 }
 
 export type ResolvedConfig = Required<PerformerLMConfig>;
@@ -61,6 +66,7 @@ export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig 
     qkvBias: c.qkvBias ?? false,
     attnOutBias: c.attnOutBias ?? false,
     featureEps: c.featureEps ?? 1e-4,
+    denominatorEps: c.denominatorEps ?? 0,
   };
 }
 

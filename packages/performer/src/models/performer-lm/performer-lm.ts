@@ -252,9 +252,11 @@ export class PerformerLM {
       let h = this.embed(ids, 0);
       this.weights.layers.forEach((l, i) => {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
+        const { causal, denominatorEps } = this.config;
         const o = favorAttention(q, k, v, {
           featureMap: this.featureMaps[i]!,
-          causal: this.config.causal,
+          causal,
+          denominatorEps: causal ? denominatorEps : 0,
         });
         h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(o), l.wo, l.bo)));
       });
@@ -280,6 +282,7 @@ export class PerformerLM {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), position);
         const { output, state } = favorCausalStep(states[i]!, q, k, v, {
           featureMap: this.featureMaps[i]!,
+          denominatorEps: this.config.denominatorEps,
         });
         for (const t of [state.kv, state.ref, state.vSum]) tf.keep(t); // the state outlives this step
         states[i] = state;
