@@ -78,7 +78,7 @@ it('favorCausalStep with denominatorEps equals the causal favorAttention call on
     const a = (await output.array())[0]!;
     const b = (await prefix.array())[0]!;
     for (let h = 0; h < 2; h++)
-      a[h]![0]!.forEach((x, t) => expect(x).toBeCloseTo(b[h]![i]![t]!, 5));
+      for (const [t, x] of a[h]![0]!.entries()) expect(x).toBeCloseTo(b[h]![i]![t]!, 5);
     tf.dispose([output, prefix]);
   }
   state.dispose();

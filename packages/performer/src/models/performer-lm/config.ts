@@ -25,6 +25,11 @@ export interface PerformerLMConfig {
   /** Added to every positive feature before its m^-1/2 ratio (performer-pytorch: 1e-4). */
   featureEps?: number;
   /**
+   * 'favor' (default): FAVOR+ attention. 'softmax': exact softmax attention with the same weights —
+   * the plain Transformer of the same shapes, for comparison and for converting checkpoints.
+   */
+  attention?: 'favor' | 'softmax';
+  /**
    * Causal only: added to every entry of the key sum in the attention denominator (performer-pytorch:
    * 1e-6). Default 0.
    */
@@ -50,7 +55,7 @@ export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig 
   if ((c.rotary ?? true) && dimHead % 2 !== 0) {
     throw new RangeError(`${fn}: rotary embeddings need an even dimHead, got ${dimHead}`);
   }
-  return {
+  const r: ResolvedConfig = {
     numTokens: c.numTokens,
     maxSeqLen: c.maxSeqLen,
     dim: c.dim,
@@ -67,7 +72,14 @@ export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig 
     attnOutBias: c.attnOutBias ?? false,
     featureEps: c.featureEps ?? 1e-4,
     denominatorEps: c.denominatorEps ?? 0,
+    attention: c.attention ?? 'favor',
   };
+  if (r.attention !== 'favor' && r.attention !== 'softmax') {
+    throw new RangeError(
+      `${fn}: config.attention must be 'favor' or 'softmax', got ${JSON.stringify(c.attention)}`,
+    );
+  }
+  return r;
 }
 
 /**

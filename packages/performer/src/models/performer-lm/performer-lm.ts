@@ -3,6 +3,7 @@ import {
   causalState,
   favorAttention,
   favorCausalStep,
+  softmaxAttention,
 } from '@kernel-attention/core';
 import { type FeatureMap, positiveSoftmax } from '@kernel-attention/feature-maps';
 import { createRng, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
@@ -87,7 +88,7 @@ function dense(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D | null): tf.Tensor 
 export class PerformerLM {
   readonly config: ResolvedConfig;
   readonly weights: PerformerLMWeights;
-  private readonly featureMaps: (FeatureMap & { dispose(): void })[];
+  private featureMaps: (FeatureMap & { dispose(): void })[];
   private readonly rotateMatrix: tf.Tensor2D | null;
 
   constructor(config: PerformerLMConfig, weights: PerformerLMWeights) {
@@ -180,15 +181,15 @@ export class PerformerLM {
         `${fn}: sequence length ${N} exceeds the model's maxSeqLen ${maxSeqLen}`,
       );
     }
-    rows.forEach((r, b) =>
-      r.forEach((t, n) => {
+    for (const [b, r] of rows.entries()) {
+      for (const [n, t] of r.entries()) {
         if (!Number.isInteger(t) || t < 0 || t >= numTokens) {
           throw new RangeError(
             `${fn}: token id ${t} at [${b}, ${n}] is out of range [0, ${numTokens})`,
           );
         }
-      }),
-    );
+      }
+    }
     return tf.tensor2d(rows, [rows.length, N], 'int32');
   }
 
@@ -253,11 +254,14 @@ export class PerformerLM {
       this.weights.layers.forEach((l, i) => {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
         const { causal, denominatorEps } = this.config;
-        const o = favorAttention(q, k, v, {
-          featureMap: this.featureMaps[i]!,
-          causal,
-          denominatorEps: causal ? denominatorEps : 0,
-        });
+        const o =
+          this.config.attention === 'softmax'
+            ? softmaxAttention(q, k, v, { causal })
+            : favorAttention(q, k, v, {
+                featureMap: this.featureMaps[i]!,
+                causal,
+                denominatorEps: causal ? denominatorEps : 0,
+              });
         h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(o), l.wo, l.bo)));
       });
       ids.dispose();
@@ -302,10 +306,7 @@ export class PerformerLM {
    */
   async generate(prompt: number[], opts: GenerateOptions): Promise<number[]> {
     const fn = 'PerformerLM.generate';
-    if (!this.config.causal)
-      throw new Error(
-        `${fn}: the model is bidirectional (causal: false); generation needs a causal model`,
-      );
+    this.assertRecurrent(fn);
     if (!Array.isArray(prompt) || prompt.length === 0) {
       throw new RangeError(`${fn}: prompt must be a non-empty array of token ids`);
     }
@@ -354,6 +355,7 @@ export class PerformerLM {
 
   /** Logits of each token of `tokens` decoded one step at a time (for tests and streaming use). */
   async stepLogits(tokens: number[]): Promise<Float32Array[]> {
+    this.assertRecurrent('PerformerLM.stepLogits');
     this.tokensTensor('PerformerLM.stepLogits', [tokens]).dispose();
     const { heads, dimHead, nbFeatures } = this.config;
     const states = this.weights.layers.map(() =>
@@ -370,6 +372,102 @@ export class PerformerLM {
       for (const s of states) s.dispose();
     }
     return all;
+  }
+
+  private assertRecurrent(fn: string): void {
+    if (!this.config.causal) {
+      throw new Error(
+        `${fn}: the model is bidirectional (causal: false); generation needs a causal model`,
+      );
+    }
+    if (this.config.attention !== 'favor') {
+      throw new Error(
+        `${fn}: recurrent decoding needs FAVOR+ attention, this model uses '${this.config.attention}' (convert with withAttention('favor'))`,
+      );
+    }
+  }
+
+  /**
+   * The same weights with another attention: 'softmax' gives the plain Transformer of the same
+   * shapes, 'favor' the Performer (the paper's backwards compatibility: a softmax checkpoint runs
+   * as a Performer, close on short inputs, and a short fine-tune recovers the loss). The two
+   * models share their weight tensors; dispose one of them only.
+   */
+  withAttention(attention: 'favor' | 'softmax'): PerformerLM {
+    return new PerformerLM({ ...this.config, attention }, this.weights);
+  }
+
+  /** The FAVOR+ projections in force, one [nbFeatures, dimHead] per layer. */
+  get projections(): Matrix[] {
+    return this.weights.layers.map((l) => l.projection);
+  }
+
+  /**
+   * Replaces every layer's FAVOR+ projection (feature redraw, or fixing them to given matrices).
+   * Projections are not trained; each is uploaded once per backend when first used.
+   */
+  setProjections(projections: Matrix[]): void {
+    const fn = 'PerformerLM.setProjections';
+    const { depth, nbFeatures, dimHead } = this.config;
+    if (!Array.isArray(projections) || projections.length !== depth) {
+      throw new RangeError(
+        `${fn}: need ${depth} projections (one per layer), got ${String(projections?.length)}`,
+      );
+    }
+    projections.forEach((p, i) => {
+      if (p.rows !== nbFeatures || p.cols !== dimHead) {
+        throw new RangeError(
+          `${fn}: projection ${i} must be ${nbFeatures}×${dimHead}, got ${p.rows}×${p.cols}`,
+        );
+      }
+    });
+    for (const f of this.featureMaps) f.dispose();
+    projections.forEach((p, i) => {
+      this.weights.layers[i]!.projection = p;
+    });
+    this.featureMaps = projections.map((p) =>
+      positiveSoftmax({ projection: p, eps: this.config.featureEps }),
+    );
+  }
+
+  /** The weights an optimizer updates (tf.Variables; tensors loaded as constants are left out). */
+  trainableVariables(): tf.Variable[] {
+    const w = this.weights;
+    const all: (tf.Tensor | null | undefined)[] = [
+      w.tokenEmbedding,
+      w.normGamma,
+      w.normBeta,
+      w.outWeight,
+      w.outBias,
+    ];
+    for (const l of w.layers) {
+      const { projection: _, ...rest } = l;
+      all.push(...(Object.values(rest) as tf.Tensor[]));
+    }
+    return all.filter((t): t is tf.Variable => t instanceof tf.Variable && t.trainable);
+  }
+
+  /**
+   * Mean cross-entropy of `targets` [B][N] given `inputs` [B][N] (next-token prediction: targets
+   * are usually the inputs shifted by one), over the positions where `weights` [B][N] (default
+   * all 1) is nonzero, weighted by it.
+   */
+  loss(inputs: number[][], targets: number[][], weights?: number[][]): tf.Scalar {
+    const fn = 'PerformerLM.loss';
+    const [B, N] = [inputs.length, inputs[0]?.length ?? 0];
+    const same = (x: number[][] | undefined) =>
+      !x || (x.length === B && x.every((r) => r.length === N));
+    if (!same(targets) || !same(weights)) {
+      throw new RangeError(`${fn}: targets and weights must have the shape of inputs [${B}][${N}]`);
+    }
+    this.tokensTensor(fn, targets).dispose(); // validates the target ids
+    return tf.tidy(() => {
+      const logits = this.logits(inputs);
+      const labels = tf.oneHot(tf.tensor2d(targets, [B, N], 'int32'), this.config.numTokens);
+      const w = weights ? tf.tensor2d(weights, [B, N]) : tf.ones([B, N]);
+      const nll = tf.neg(tf.sum(tf.mul(labels, tf.logSoftmax(logits)), -1)); // [B, N]
+      return tf.div(tf.sum(tf.mul(nll, w)), tf.maximum(tf.sum(w), 1e-12)) as tf.Scalar;
+    });
   }
 
   dispose(): void {
