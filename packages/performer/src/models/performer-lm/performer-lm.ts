@@ -110,18 +110,18 @@ export class PerformerLM {
     const seedOf = () => Math.floor(rng.uniform() * 2 ** 31);
     const glorot = (rows: number, cols: number): tf.Tensor2D => {
       const limit = Math.sqrt(6 / (rows + cols));
-      return tf.variable(
+      return variable(() =>
         tf.randomUniform([rows, cols], -limit, limit, 'float32', seedOf()),
       ) as tf.Variable<tf.Rank.R2>;
     };
-    const zeros = (n: number) => tf.variable(tf.zeros([n])) as tf.Variable<tf.Rank.R1>;
-    const ones = (n: number) => tf.variable(tf.ones([n])) as tf.Variable<tf.Rank.R1>;
+    const zeros = (n: number) => variable(() => tf.zeros([n])) as tf.Variable<tf.Rank.R1>;
+    const ones = (n: number) => variable(() => tf.ones([n])) as tf.Variable<tf.Rank.R1>;
     const inner = c.heads * c.dimHead;
     const ff = c.dim * c.ffMult;
     const weights: PerformerLMWeights = {
-      tokenEmbedding: tf.variable(
+      tokenEmbedding: variable(() =>
         tf.randomNormal([c.numTokens, c.dim], 0, 0.02, 'float32', seedOf()),
-      ),
+      ) as tf.Variable<tf.Rank.R2>,
       positionEmbedding: c.absolutePositions
         ? tf.tensor2d(sinusoids(c.maxSeqLen, c.dim), [c.maxSeqLen, c.dim])
         : null,
@@ -231,9 +231,9 @@ export class PerformerLM {
     return tf.add(h, dense(gelu(dense(b, l.w1, l.b1)), l.w2, l.b2));
   }
 
-  private embed(tokens: tf.Tensor2D, start: number): tf.Tensor {
+  private embed(tokens: tf.Tensor2D, start: number, flatIds: number[]): tf.Tensor {
     const N = tokens.shape[1];
-    const h = tf.gather(this.weights.tokenEmbedding, tokens);
+    const h = embeddingLookup(this.weights.tokenEmbedding, tokens, flatIds);
     const pos = this.weights.positionEmbedding;
     return pos === null ? h : tf.add(h, tf.slice(pos, [start, 0], [N, this.config.dim]));
   }
@@ -249,8 +249,9 @@ export class PerformerLM {
   /** Logits [B, N, numTokens] for token ids [B][N] (N ≤ maxSeqLen). */
   logits(tokens: number[][] | tf.Tensor2D): tf.Tensor3D {
     const ids = this.tokensTensor('PerformerLM.logits', tokens);
+    const rows = ids.arraySync() as number[][]; // the ids in JavaScript, for the embedding's gradient
     return tf.tidy(() => {
-      let h = this.embed(ids, 0);
+      let h = this.embed(ids, 0, rows.flat());
       this.weights.layers.forEach((l, i) => {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
         const { causal, denominatorEps } = this.config;
@@ -281,7 +282,7 @@ export class PerformerLM {
     );
     const previous = [...states];
     const out = tf.tidy(() => {
-      let h = this.embed(ids, position); // [B, 1, dim]
+      let h = this.embed(ids, position, tokens); // [B, 1, dim]
       this.weights.layers.forEach((l, i) => {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), position);
         const { output, state } = favorCausalStep(states[i]!, q, k, v, {
@@ -465,7 +466,11 @@ export class PerformerLM {
       const logits = this.logits(inputs);
       const labels = tf.oneHot(tf.tensor2d(targets, [B, N], 'int32'), this.config.numTokens);
       const w = weights ? tf.tensor2d(weights, [B, N]) : tf.ones([B, N]);
-      const nll = tf.neg(tf.sum(tf.mul(labels, tf.logSoftmax(logits)), -1)); // [B, N]
+      // log-softmax as x − logSumExp(x): tfjs's logSoftmax is a custom gradient whose saved clones
+      // trip the wasm backend's test-mode leak check
+      const nll = tf.neg(
+        tf.sum(tf.mul(labels, tf.sub(logits, tf.logSumExp(logits, -1, true))), -1),
+      ); // [B, N]
       return tf.div(tf.sum(tf.mul(nll, w)), tf.maximum(tf.sum(w), 1e-12)) as tf.Scalar;
     });
   }
@@ -489,6 +494,36 @@ export class PerformerLM {
     tf.dispose(tensors.filter((t): t is tf.Tensor => t != null));
     for (const f of this.featureMaps) f.dispose();
   }
+}
+
+/** A trainable variable from an initializer, without keeping the initial tensor alive. */
+function variable(init: () => tf.Tensor): tf.Variable {
+  return tf.tidy(() => tf.variable(init()));
+}
+
+/**
+ * table[ids] with a gradient for the table that needs no UnsortedSegmentSum (tf.gather's gradient
+ * needs that kernel, which tfjs-wasm lacks): ∂table = oneHot(ids)ᵀ · dy, the one-hot built from
+ * the ids' JavaScript values when the backward pass runs.
+ */
+function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D, flatIds: number[]): tf.Tensor3D {
+  const [V, dim] = table.shape;
+  const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const t = args[0] as tf.Tensor2D;
+    return {
+      value: tf.gather(t, ids),
+      gradFunc: (dy: tf.Tensor) =>
+        tf.tidy(() =>
+          tf.matMul(
+            tf.oneHot(tf.tensor1d(flatIds, 'int32'), V),
+            tf.reshape(dy, [flatIds.length, dim]),
+            true,
+            false,
+          ),
+        ),
+    };
+  });
+  return lookup(table) as tf.Tensor3D;
 }
 
 /** R [dh, dh] with t·R = rotate_every_two(t): pairs (t0, t1) → (−t1, t0). */
