@@ -12,3 +12,11 @@ export {
 export { MODEL_TYPES, type ModelType } from './models/registry.js';
 export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';
 export { readSafetensors, type SafetensorsDtype, type SafetensorsTensor } from './safetensors.js';
+export { type CopyTaskOptions, copyTaskBatch, weightedAccuracy } from './train/tasks.js';
+export {
+  type TrainBatch,
+  type TrainCallbacks,
+  type TrainLogs,
+  type TrainOptions,
+  train,
+} from './train/trainer.js';
