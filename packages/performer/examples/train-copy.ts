@@ -4,6 +4,7 @@
  * in Node on the wasm backend, then reports the accuracy on held-out sequences.
  * Flags: --length N (symbols to copy, default 64: sequences of 129 tokens), --steps S (default 600).
  */
+import '@tensorflow/tfjs'; // registers the gradient functions training needs
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { copyTaskBatch, PerformerLM, train, weightedAccuracy } from '../src/index.js';

@@ -63,6 +63,11 @@ export async function train(model: PerformerLM, opts: TrainOptions): Promise<num
   }
   if (typeof opts.batch !== 'function')
     throw new TypeError(`${fn}: batch must be a function of the step`);
+  if (tf.getGradient('RealDiv') === undefined) {
+    throw new Error(
+      `${fn}: tfjs's gradient functions are not registered: import '@tensorflow/tfjs' (Node) or '@tensorflow/tfjs-core/dist/register_all_gradients' (a bundler) before training`,
+    );
+  }
   const variables = model.trainableVariables();
   if (variables.length === 0) {
     throw new Error(`${fn}: the model has no trainable variables (weights loaded as constants?)`);

@@ -91,7 +91,15 @@ export class PerformerLM {
   private featureMaps: (FeatureMap & { dispose(): void })[];
   private readonly rotateMatrix: tf.Tensor2D | null;
 
-  constructor(config: PerformerLMConfig, weights: PerformerLMWeights) {
+  /** False for a model made by withAttention(): it shares (and does not free) the weights. */
+  private readonly ownsWeights: boolean;
+
+  constructor(
+    config: PerformerLMConfig,
+    weights: PerformerLMWeights,
+    opts: { ownsWeights?: boolean } = {},
+  ) {
+    this.ownsWeights = opts.ownsWeights ?? true;
     this.config = resolveConfig('PerformerLM', config);
     this.weights = weights;
     this.featureMaps = weights.layers.map((l) =>
@@ -392,10 +400,10 @@ export class PerformerLM {
    * The same weights with another attention: 'softmax' gives the plain Transformer of the same
    * shapes, 'favor' the Performer (the paper's backwards compatibility: a softmax checkpoint runs
    * as a Performer, close on short inputs, and a short fine-tune recovers the loss). The two
-   * models share their weight tensors; dispose one of them only.
+   * models share their weight tensors: the new one's dispose() leaves them to this one.
    */
   withAttention(attention: 'favor' | 'softmax'): PerformerLM {
-    return new PerformerLM({ ...this.config, attention }, this.weights);
+    return new PerformerLM({ ...this.config, attention }, this.weights, { ownsWeights: false });
   }
 
   /** The FAVOR+ projections in force, one [nbFeatures, dimHead] per layer. */
@@ -476,6 +484,9 @@ export class PerformerLM {
   }
 
   dispose(): void {
+    for (const f of this.featureMaps) f.dispose();
+    this.rotateMatrix?.dispose();
+    if (!this.ownsWeights) return;
     const w = this.weights;
     const tensors: (tf.Tensor | null | undefined)[] = [
       w.tokenEmbedding,
@@ -485,14 +496,12 @@ export class PerformerLM {
       w.normBeta,
       w.outWeight,
       w.outBias,
-      this.rotateMatrix,
     ];
     for (const l of w.layers) {
       const { projection: _, ...rest } = l;
       tensors.push(...(Object.values(rest) as tf.Tensor[]));
     }
     tf.dispose(tensors.filter((t): t is tf.Tensor => t != null));
-    for (const f of this.featureMaps) f.dispose();
   }
 }
 
