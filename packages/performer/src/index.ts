@@ -1,4 +1,8 @@
 export {
+  PerformerEncoder,
+  type PerformerEncoderConfig,
+} from './models/performer-encoder/performer-encoder.js';
+export {
   type PerformerLMConfig,
   type ResolvedConfig,
   sinusoids,

@@ -255,27 +255,71 @@ export class PerformerLM {
   }
 
   /** Logits [B, N, numTokens] for token ids [B][N] (N ≤ maxSeqLen). */
-  logits(tokens: number[][] | tf.Tensor2D): tf.Tensor3D {
-    const ids = this.tokensTensor('PerformerLM.logits', tokens);
+  logits(
+    tokens: number[][] | tf.Tensor2D,
+    opts: { mask?: number[][] | tf.Tensor2D } = {},
+  ): tf.Tensor3D {
+    return this.forward('PerformerLM.logits', tokens, opts.mask, (h) =>
+      this.head(h),
+    ) as tf.Tensor3D;
+  }
+
+  /**
+   * The final hidden states [B, N, dim] (after the last LayerNorm), for task heads.
+   * `mask` [B][N]: 1 keep, 0 pad — padded positions are not attended to.
+   */
+  hidden(
+    tokens: number[][] | tf.Tensor2D,
+    opts: { mask?: number[][] | tf.Tensor2D } = {},
+  ): tf.Tensor3D {
+    const w = this.weights;
+    return this.forward('PerformerLM.hidden', tokens, opts.mask, (h) =>
+      layerNorm(h, w.normGamma, w.normBeta),
+    ) as tf.Tensor3D;
+  }
+
+  private forward(
+    fn: string,
+    tokens: number[][] | tf.Tensor2D,
+    mask: number[][] | tf.Tensor2D | undefined,
+    out: (h: tf.Tensor) => tf.Tensor,
+  ): tf.Tensor {
+    const ids = this.tokensTensor(fn, tokens);
+    const [B, N] = ids.shape;
     const rows = ids.arraySync() as number[][]; // the ids in JavaScript, for the embedding's gradient
-    return tf.tidy(() => {
+    let maskTensor: tf.Tensor2D | undefined;
+    if (mask !== undefined) {
+      const shape = mask instanceof tf.Tensor ? mask.shape : [mask.length, mask[0]?.length ?? 0];
+      const ragged = !(mask instanceof tf.Tensor) && mask.some((r) => r.length !== N);
+      if (shape.length !== 2 || shape[0] !== B || shape[1] !== N || ragged) {
+        ids.dispose();
+        throw new RangeError(
+          `${fn}: mask must have the shape of tokens [${B}, ${N}] (1 keep, 0 pad), got [${shape.join(', ')}]`,
+        );
+      }
+      maskTensor = mask instanceof tf.Tensor ? mask : tf.tensor2d(mask, [B, N]);
+    }
+    const result = tf.tidy(() => {
       let h = this.embed(ids, 0, rows.flat());
       this.weights.layers.forEach((l, i) => {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
         const { causal, denominatorEps } = this.config;
         const o =
           this.config.attention === 'softmax'
-            ? softmaxAttention(q, k, v, { causal })
+            ? softmaxAttention(q, k, v, { causal, mask: maskTensor })
             : favorAttention(q, k, v, {
                 featureMap: this.featureMaps[i]!,
                 causal,
+                mask: maskTensor,
                 denominatorEps: causal ? denominatorEps : 0,
               });
         h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(o), l.wo, l.bo)));
       });
-      ids.dispose();
-      return this.head(h) as tf.Tensor3D;
+      return out(h);
     });
+    ids.dispose();
+    if (maskTensor !== undefined && maskTensor !== mask) maskTensor.dispose();
+    return result;
   }
 
   /**
