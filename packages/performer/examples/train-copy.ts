@@ -2,7 +2,7 @@
  * `pnpm --filter @kernel-attention/performer train-example`: trains a PerformerLM on the copy task
  * (copyTaskBatch: n random symbols, a separator, the same n symbols; scored on the copied half)
  * in Node on the wasm backend, then reports the accuracy on held-out sequences.
- * Flags: --length N (symbols to copy, default 64: sequences of 129 tokens), --steps S (default 600).
+ * Flags: --length N (symbols to copy, default 32: sequences of 65 tokens), --steps S (default 500).
  */
 import '@tensorflow/tfjs'; // registers the gradient functions training needs
 import '@tensorflow/tfjs-backend-wasm';
@@ -13,8 +13,8 @@ const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const length = arg('length', 64);
-const steps = arg('steps', 600);
+const length = arg('length', 32);
+const steps = arg('steps', 500);
 const vocab = 16;
 await tf.setBackend('wasm');
 await tf.ready();

@@ -1,4 +1,10 @@
 export {
+  PerformerAttention,
+  type PerformerAttentionArgs,
+  PerformerBlock,
+  type PerformerBlockArgs,
+} from './layers/performer-block.js';
+export {
   PerformerEncoder,
   type PerformerEncoderConfig,
 } from './models/performer-encoder/performer-encoder.js';

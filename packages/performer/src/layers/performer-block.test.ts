@@ -1,0 +1,100 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { expect, it } from 'vitest';
+import { PerformerAttention, PerformerBlock } from './performer-block.js';
+
+async function roundTrip(model: tfl.LayersModel): Promise<tfl.LayersModel> {
+  let saved: tf.io.ModelArtifacts | null = null;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return tfl.loadLayersModel(tf.io.fromMemory(saved!));
+}
+
+it.each([
+  [
+    'PerformerAttention',
+    () => new PerformerAttention({ heads: 2, nbFeatures: 16, causal: true, seed: 3 }),
+  ],
+  [
+    'PerformerBlock',
+    () => new PerformerBlock({ heads: 2, nbFeatures: 16, causal: true, seed: 3, dropout: 0.1 }),
+  ],
+] as const)('%s saves and loads with tf.io and gives identical outputs', async (_, make) => {
+  const model = tfl.sequential({
+    layers: [tfl.layers.inputLayer({ inputShape: [10, 16] }), make()],
+  });
+  const x = tf.randomNormal([2, 10, 16], 0, 1, 'float32', 1);
+  const a = model.predict(x) as tf.Tensor;
+  expect(a.shape).toEqual([2, 10, 16]);
+  const loaded = await roundTrip(model);
+  const b = loaded.predict(x) as tf.Tensor;
+  expect(Array.from(await b.data())).toEqual(Array.from(await a.data()));
+  // the FAVOR+ projection is a weight, not trained
+  const layer = loaded.layers.at(-1)!;
+  expect(layer.getClassName()).toBe(make().getClassName());
+  expect(
+    layer.nonTrainableWeights.map((w) => w.name.split('/').pop()!.replace(/_\d+$/, '')),
+  ).toEqual(['projection']);
+  tf.dispose([x, a, b]);
+  model.dispose();
+  loaded.dispose();
+});
+
+it('PerformerBlock trains inside a tfjs-layers model (fit lowers the loss) and is causal', async () => {
+  // on cpu: tfjs-layers' Dense runs fusedMatMul, a custom gradient whose saved clones (full copies
+  // on wasm) trip tfjs's own test-mode leak check there — not a leak, and not our code
+  const previous = tf.getBackend();
+  await tf.setBackend('cpu');
+  // featureEps 0: the key stabilizer (a max over all keys, DESIGN.md) then cancels exactly, so the
+  // check below sees the attention's causality alone (with eps > 0 a much larger future key moves
+  // earlier outputs at the eps level; see docs/decisions/2026-11-24-causal-key-stabilizer.md)
+  const block = new PerformerBlock({
+    heads: 2,
+    nbFeatures: 16,
+    causal: true,
+    seed: 1,
+    featureEps: 0,
+  });
+  const model = tfl.sequential({
+    layers: [tfl.layers.inputLayer({ inputShape: [6, 8] }), block, tfl.layers.dense({ units: 1 })],
+  });
+  model.compile({ optimizer: tf.train.adam(1e-2), loss: 'meanSquaredError' });
+  const x = tf.randomNormal([16, 6, 8], 0, 1, 'float32', 2);
+  const y = tf.cumsum(tf.slice(x, [0, 0, 0], [16, 6, 1]), 1); // needs the past only
+  const history = await model.fit(x, y, { epochs: 30, batchSize: 16, verbose: 0 });
+  const losses = history.history.loss as number[];
+  expect(losses.at(-1)!).toBeLessThan(losses[0]! / 2);
+  // causal: changing the last position leaves the earlier outputs as they were
+  const x2 = tf.concat(
+    [tf.slice(x, [0, 0, 0], [16, 5, 8]), tf.randomNormal([16, 1, 8], 0, 3, 'float32', 9)],
+    1,
+  );
+  const [p, p2] = [model.predict(x) as tf.Tensor, model.predict(x2) as tf.Tensor];
+  const head = (t: tf.Tensor) => tf.slice(t, [0, 0, 0], [16, 5, 1]).dataSync();
+  const [h1, h2] = [head(p), head(p2)];
+  for (let i = 0; i < h1.length; i++) expect(h2[i]).toBeCloseTo(h1[i]!, 4);
+  tf.dispose([x, y, x2, p, p2]);
+  model.dispose();
+  await tf.setBackend(previous);
+}, 60_000);
+
+it('rejects bad configuration', () => {
+  expect(() => new PerformerBlock({ heads: 0, nbFeatures: 16 })).toThrow(
+    /heads must be a positive integer, got 0/,
+  );
+  expect(() => new PerformerBlock({ heads: 2, nbFeatures: 16, dropout: 1 })).toThrow(
+    /dropout must be in \[0, 1\)/,
+  );
+  const model = () =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.inputLayer({ inputShape: [4, 6] }),
+        new PerformerBlock({ heads: 4, nbFeatures: 8 }),
+      ],
+    });
+  expect(model).toThrow(/dimHead must be an integer \(even with rotary\)/);
+});

@@ -1,0 +1,252 @@
+import { favorAttention, softmaxAttention } from '@kernel-attention/core';
+import { positiveSoftmax } from '@kernel-attention/feature-maps';
+import { gaussianOrthogonal } from '@kernel-attention/random-features';
+import * as tf from '@tensorflow/tfjs-core';
+import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
+import { sinusoids } from '../models/performer-lm/config.js';
+
+export interface PerformerAttentionArgs {
+  heads: number;
+  /** Per-head size (default: input dim / heads). */
+  dimHead?: number;
+  /** Random features per head (m). */
+  nbFeatures: number;
+  causal?: boolean;
+  /** Rotary position embedding on queries and keys (default true). */
+  rotary?: boolean;
+  /** 'favor' (default) or 'softmax' (exact attention, the same weights). */
+  attention?: 'favor' | 'softmax';
+  /** Seed of the block-orthogonal projection (default 0); it is a (non-trainable) weight. */
+  seed?: number;
+  featureEps?: number;
+  name?: string;
+  trainable?: boolean;
+}
+
+type Kwargs = Record<string, unknown>;
+
+/** Pairs (t0, t1) → (−t1, t0) as a matrix: rotate_every_two(t) = t·R. */
+function rotateEveryTwo(dh: number): tf.Tensor2D {
+  const r = new Float32Array(dh * dh);
+  for (let i = 0; i < dh; i += 2) {
+    r[(i + 1) * dh + i] = -1;
+    r[i * dh + i + 1] = 1;
+  }
+  return tf.tensor2d(r, [dh, dh]);
+}
+
+function matmul3(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const [B, N, d] = x.shape as [number, number, number];
+  return tf.reshape(tf.matMul(tf.reshape(x, [B * N, d]) as tf.Tensor2D, w as tf.Tensor2D), [
+    B,
+    N,
+    w.shape[1]!,
+  ]);
+}
+
+/**
+ * Multi-head FAVOR+ attention as a tfjs-layers layer: [B, N, dim] → [B, N, dim]. Projections
+ * q, k, v, out (no biases), rotary positions on q and k, and the FAVOR+ projection matrix held as a
+ * non-trainable weight (so a saved model reloads with the same random features). Serializable:
+ * `tf.serialization.registerClass` is done on import, so models containing it save and load with
+ * tf.io (model.save / tf.loadLayersModel).
+ */
+export class PerformerAttention extends layers.Layer {
+  static className = 'PerformerAttention';
+  protected readonly args: Required<
+    Omit<PerformerAttentionArgs, 'name' | 'trainable' | 'dimHead'>
+  > & {
+    dimHead?: number;
+  };
+  protected dimHead = 0;
+  private wq!: LayerVariable;
+  private wk!: LayerVariable;
+  private wv!: LayerVariable;
+  private wo!: LayerVariable;
+  private projection!: LayerVariable;
+
+  constructor(args: PerformerAttentionArgs) {
+    super({ name: args.name, trainable: args.trainable });
+    const fn = `${(this.constructor as typeof PerformerAttention).className}`;
+    for (const key of ['heads', 'nbFeatures'] as const) {
+      if (!Number.isInteger(args?.[key]) || args[key] < 1) {
+        throw new RangeError(
+          `${fn}: ${key} must be a positive integer, got ${String(args?.[key])}`,
+        );
+      }
+    }
+    this.args = {
+      heads: args.heads,
+      dimHead: args.dimHead,
+      nbFeatures: args.nbFeatures,
+      causal: args.causal ?? false,
+      rotary: args.rotary ?? true,
+      attention: args.attention ?? 'favor',
+      seed: args.seed ?? 0,
+      featureEps: args.featureEps ?? 1e-4,
+    };
+  }
+
+  override build(inputShape: (number | null)[] | (number | null)[][]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as (number | null)[];
+    const dim = shape[shape.length - 1]!;
+    const { heads, nbFeatures, seed } = this.args;
+    this.dimHead = this.args.dimHead ?? dim / heads;
+    if (!Number.isInteger(this.dimHead) || (this.args.rotary && this.dimHead % 2 !== 0)) {
+      throw new RangeError(
+        `${this.getClassName()}: dimHead must be an integer (even with rotary), got ${this.dimHead} for input dim ${dim} and ${heads} heads`,
+      );
+    }
+    const inner = heads * this.dimHead;
+    this.wq = this.addWeight('wq', [dim, inner], 'float32', glorotInit(seed));
+    this.wk = this.addWeight('wk', [dim, inner], 'float32', glorotInit(seed + 1));
+    this.wv = this.addWeight('wv', [dim, inner], 'float32', glorotInit(seed + 2));
+    this.wo = this.addWeight('wo', [inner, dim], 'float32', glorotInit(seed + 3));
+    this.projection = this.addWeight(
+      'projection',
+      [nbFeatures, this.dimHead],
+      'float32',
+      zerosInit(),
+      undefined,
+      false,
+    );
+    const p = gaussianOrthogonal(nbFeatures, this.dimHead, { seed });
+    this.projection.write(tf.tensor2d(Float32Array.from(p.data), [nbFeatures, this.dimHead]));
+    this.buildExtra(dim);
+    this.built = true;
+  }
+
+  /** Subclasses add their own weights here. */
+  protected buildExtra(_dim: number): void {}
+
+  override computeOutputShape(inputShape: (number | null)[]): (number | null)[] {
+    return inputShape;
+  }
+
+  /** The attention sublayer: x [B, N, dim] → [B, N, dim]. */
+  protected attend(x: tf.Tensor): tf.Tensor {
+    const [B, N] = x.shape as [number, number, number];
+    const { heads: H, causal, rotary, attention, featureEps } = this.args;
+    const dh = this.dimHead;
+    const split = (w: LayerVariable) =>
+      tf.transpose(tf.reshape(matmul3(x, w.read()), [B, N, H, dh]), [0, 2, 1, 3]);
+    let q = split(this.wq);
+    let k = split(this.wk);
+    const v = split(this.wv);
+    if (rotary) {
+      const table = tf.tensor2d(sinusoids(N, dh), [N, dh]);
+      const twice = (t: tf.Tensor) =>
+        tf.reshape(tf.tile(tf.reshape(t, [N, dh / 2, 1]), [1, 1, 2]), [N, dh]);
+      const sin = twice(tf.slice(table, [0, 0], [N, dh / 2]));
+      const cos = twice(tf.slice(table, [0, dh / 2], [N, dh / 2]));
+      const R = rotateEveryTwo(dh);
+      const rot = (t: tf.Tensor) =>
+        tf.add(
+          tf.mul(t, cos),
+          tf.mul(tf.reshape(tf.matMul(tf.reshape(t, [-1, dh]), R), t.shape), sin),
+        );
+      q = rot(q);
+      k = rot(k);
+    }
+    let o: tf.Tensor;
+    if (attention === 'softmax') {
+      o = softmaxAttention(q, k, v, { causal });
+    } else {
+      const phi = positiveSoftmax({
+        projection: this.projection.read() as tf.Tensor2D,
+        eps: featureEps,
+      });
+      o = favorAttention(q, k, v, { featureMap: phi, causal });
+    }
+    const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, N, H * dh]);
+    return matmul3(merged, this.wo.read());
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => this.attend(Array.isArray(inputs) ? inputs[0]! : inputs));
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), ...this.args } as tf.serialization.ConfigDict;
+  }
+}
+
+export interface PerformerBlockArgs extends PerformerAttentionArgs {
+  /** Feed-forward width multiplier (default 4). */
+  ffMult?: number;
+  /** Dropout after attention and feed-forward, in training only (default 0). */
+  dropout?: number;
+}
+
+/**
+ * A pre-norm Performer block as a tfjs-layers layer: h = x + Attention(LN(x)),
+ * out = h + W2·GELU(W1·LN(h) + b1) + b2, dropout on both residual branches while training.
+ * Serializable like PerformerAttention.
+ */
+export class PerformerBlock extends PerformerAttention {
+  static override className = 'PerformerBlock';
+  private readonly ffMult: number;
+  private readonly dropout: number;
+  private g1!: LayerVariable;
+  private b1n!: LayerVariable;
+  private g2!: LayerVariable;
+  private b2n!: LayerVariable;
+  private w1!: LayerVariable;
+  private b1!: LayerVariable;
+  private w2!: LayerVariable;
+  private b2!: LayerVariable;
+
+  constructor(args: PerformerBlockArgs) {
+    super(args);
+    this.ffMult = args.ffMult ?? 4;
+    this.dropout = args.dropout ?? 0;
+    if (!(this.dropout >= 0 && this.dropout < 1)) {
+      throw new RangeError(
+        `PerformerBlock: dropout must be in [0, 1), got ${String(args.dropout)}`,
+      );
+    }
+  }
+
+  protected override buildExtra(dim: number): void {
+    const ff = dim * this.ffMult;
+    const seed = this.args.seed;
+    this.g1 = this.addWeight('norm1_gamma', [dim], 'float32', onesInit());
+    this.b1n = this.addWeight('norm1_beta', [dim], 'float32', zerosInit());
+    this.g2 = this.addWeight('norm2_gamma', [dim], 'float32', onesInit());
+    this.b2n = this.addWeight('norm2_beta', [dim], 'float32', zerosInit());
+    this.w1 = this.addWeight('w1', [dim, ff], 'float32', glorotInit(seed + 4));
+    this.b1 = this.addWeight('b1', [ff], 'float32', zerosInit());
+    this.w2 = this.addWeight('w2', [ff, dim], 'float32', glorotInit(seed + 5));
+    this.b2 = this.addWeight('b2', [dim], 'float32', zerosInit());
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+    const training = kwargs?.training === true;
+    const drop = (t: tf.Tensor) => (training && this.dropout > 0 ? tf.dropout(t, this.dropout) : t);
+    return tf.tidy(() => {
+      const ln = (t: tf.Tensor, g: LayerVariable, b: LayerVariable) => {
+        const { mean, variance } = tf.moments(t, -1, true);
+        return tf.add(
+          tf.mul(tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-5))), g.read()),
+          b.read(),
+        );
+      };
+      const h = tf.add(x, drop(this.attend(ln(x, this.g1, this.b1n))));
+      const a = tf.add(matmul3(ln(h, this.g2, this.b2n), this.w1.read()), this.b1.read());
+      const gelu = tf.mul(tf.mul(a, 0.5), tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1));
+      return tf.add(h, drop(tf.add(matmul3(gelu, this.w2.read()), this.b2.read())));
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), ffMult: this.ffMult, dropout: this.dropout };
+  }
+}
+
+const glorotInit = (seed: number) => initializers.glorotUniform({ seed });
+const onesInit = () => initializers.ones();
+const zerosInit = () => initializers.zeros();
+
+tf.serialization.registerClass(PerformerAttention);
+tf.serialization.registerClass(PerformerBlock);
