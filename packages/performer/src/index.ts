@@ -20,6 +20,7 @@ export {
   type PerformerLMWeights,
 } from './models/performer-lm/performer-lm.js';
 export { MODEL_TYPES, type ModelType } from './models/registry.js';
+export { SoftmaxTransformer } from './models/softmax-transformer/softmax-transformer.js';
 export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';
 export { readSafetensors, type SafetensorsDtype, type SafetensorsTensor } from './safetensors.js';
 export { type CopyTaskOptions, copyTaskBatch, weightedAccuracy } from './train/tasks.js';

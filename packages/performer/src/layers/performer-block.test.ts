@@ -82,6 +82,35 @@ it('PerformerBlock trains inside a tfjs-layers model (fit lowers the loss) and i
   await tf.setBackend(previous);
 }, 60_000);
 
+it('takes the padding mask of an Embedding with maskZero: padding changes no real token', async () => {
+  const make = (maskZero: boolean) =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.embedding({
+          inputDim: 10,
+          outputDim: 8,
+          maskZero,
+          inputShape: [null],
+          embeddingsInitializer: tfl.initializers.randomNormal({ seed: 1 }),
+        }),
+        new PerformerBlock({ heads: 2, nbFeatures: 16, seed: 2, featureEps: 0 }),
+      ],
+    });
+  const first3 = (t: tf.Tensor) => Array.from(tf.slice(t, [0, 0, 0], [1, 3, 8]).dataSync());
+  for (const maskZero of [true, false]) {
+    const model = make(maskZero);
+    const short = model.predict(tf.tensor2d([[3, 4, 5]])) as tf.Tensor;
+    const padded = model.predict(tf.tensor2d([[3, 4, 5, 0, 0, 0]])) as tf.Tensor;
+    const [a, b] = [first3(short), first3(padded)];
+    const worst = Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
+    if (maskZero)
+      expect(worst).toBeLessThan(1e-5); // the block honours the mask…
+    else expect(worst).toBeGreaterThan(1e-3); // …without it the pads are attended to
+    tf.dispose([short, padded]);
+    model.dispose();
+  }
+});
+
 it('rejects bad configuration', () => {
   expect(() => new PerformerBlock({ heads: 0, nbFeatures: 16 })).toThrow(
     /heads must be a positive integer, got 0/,

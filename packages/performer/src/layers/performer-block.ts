@@ -67,6 +67,7 @@ export class PerformerAttention extends layers.Layer {
 
   constructor(args: PerformerAttentionArgs) {
     super({ name: args.name, trainable: args.trainable });
+    this.supportsMasking = true;
     const fn = `${(this.constructor as typeof PerformerAttention).className}`;
     for (const key of ['heads', 'nbFeatures'] as const) {
       if (!Number.isInteger(args?.[key]) || args[key] < 1) {
@@ -123,8 +124,11 @@ export class PerformerAttention extends layers.Layer {
     return inputShape;
   }
 
-  /** The attention sublayer: x [B, N, dim] → [B, N, dim]. */
-  protected attend(x: tf.Tensor): tf.Tensor {
+  /**
+   * The attention sublayer: x [B, N, dim] → [B, N, dim]; `mask` [B, N] (from a masking layer such
+   * as an Embedding with maskZero): padded keys are not attended to.
+   */
+  protected attend(x: tf.Tensor, mask?: tf.Tensor): tf.Tensor {
     const [B, N] = x.shape as [number, number, number];
     const { heads: H, causal, rotary, attention, featureEps } = this.args;
     const dh = this.dimHead;
@@ -148,22 +152,36 @@ export class PerformerAttention extends layers.Layer {
       q = rot(q);
       k = rot(k);
     }
+    const keep = mask === undefined || mask === null ? undefined : tf.cast(mask, 'float32');
     let o: tf.Tensor;
     if (attention === 'softmax') {
-      o = softmaxAttention(q, k, v, { causal });
+      o = softmaxAttention(q, k, v, { causal, mask: keep });
     } else {
       const phi = positiveSoftmax({
         projection: this.projection.read() as tf.Tensor2D,
         eps: featureEps,
       });
-      o = favorAttention(q, k, v, { featureMap: phi, causal });
+      o = favorAttention(q, k, v, { featureMap: phi, causal, mask: keep });
     }
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, N, H * dh]);
     return matmul3(merged, this.wo.read());
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => this.attend(Array.isArray(inputs) ? inputs[0]! : inputs));
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() =>
+      this.attend(
+        Array.isArray(inputs) ? inputs[0]! : inputs,
+        kwargs?.mask as tf.Tensor | undefined,
+      ),
+    );
+  }
+
+  /** The padding mask passes through unchanged (outputs keep the positions of the inputs). */
+  override computeMask(
+    _inputs: tf.Tensor | tf.Tensor[],
+    mask?: tf.Tensor | tf.Tensor[],
+  ): tf.Tensor | tf.Tensor[] {
+    return mask as tf.Tensor;
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -232,7 +250,10 @@ export class PerformerBlock extends PerformerAttention {
           b.read(),
         );
       };
-      const h = tf.add(x, drop(this.attend(ln(x, this.g1, this.b1n))));
+      const h = tf.add(
+        x,
+        drop(this.attend(ln(x, this.g1, this.b1n), kwargs?.mask as tf.Tensor | undefined)),
+      );
       const a = tf.add(matmul3(ln(h, this.g2, this.b2n), this.w1.read()), this.b1.read());
       const gelu = tf.mul(tf.mul(a, 0.5), tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1));
       return tf.add(h, drop(tf.add(matmul3(gelu, this.w2.read()), this.b2.read())));

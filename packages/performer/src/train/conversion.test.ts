@@ -3,14 +3,15 @@
 // short fine-tune wins back what the swap costs once attention has grown sharp.
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
-import { PerformerLM } from '../models/performer-lm/performer-lm.js';
+import type { PerformerLM } from '../models/performer-lm/performer-lm.js';
+import { SoftmaxTransformer } from '../models/softmax-transformer/softmax-transformer.js';
 import { copyTaskBatch } from './tasks.js';
 import { train } from './trainer.js';
 
 it('softmax → Performer: close outputs after the swap, and a short fine-tune recovers the loss', async () => {
   const start = tf.memory().numTensors;
   const [vocab, length] = [8, 6];
-  const softmax = PerformerLM.create(
+  const softmax = SoftmaxTransformer.create(
     {
       numTokens: vocab,
       maxSeqLen: 2 * length + 1,
@@ -18,7 +19,6 @@ it('softmax → Performer: close outputs after the swap, and a short fine-tune r
       depth: 2,
       heads: 2,
       nbFeatures: 128,
-      attention: 'softmax',
     },
     { seed: 3 },
   );
