@@ -127,3 +127,41 @@ it('rejects bad configuration', () => {
     });
   expect(model).toThrow(/dimHead must be an integer \(even with rotary\)/);
 });
+
+it.each([
+  { attention: 'favor', featureMap: 'hyperbolic' },
+  { attention: 'favor', featureMap: 'trig' },
+  { attention: 'favor', featureMap: 'relu' },
+  { attention: 'rpe', featureMap: 'positive', maxLength: 12 },
+  { attention: 'combiner', combinerVariant: 'logsparse' },
+  { attention: 'softmax' },
+] as const)(
+  'runs any core mechanism or feature map and round-trips it: $attention $featureMap',
+  async (extra) => {
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.inputLayer({ inputShape: [10, 16] }),
+        new PerformerBlock({ heads: 2, nbFeatures: 16, causal: true, seed: 4, ...extra }),
+      ],
+    });
+    const x = tf.randomNormal([1, 10, 16], 0, 1, 'float32', 5);
+    const a = model.predict(x) as tf.Tensor;
+    expect((await a.data()).every(Number.isFinite)).toBe(true);
+    const loaded = await roundTrip(model);
+    const b = loaded.predict(x) as tf.Tensor;
+    expect(Array.from(await b.data())).toEqual(Array.from(await a.data()));
+    if (extra.attention === 'rpe') {
+      expect(
+        loaded.layers.at(-1)!.trainableWeights.some((w) => w.name.includes('relative_bias')),
+      ).toBe(true);
+      const long = tf.zeros([1, 13, 16]);
+      expect(() => loaded.predict(long)).toThrow(
+        /sequence length 13 exceeds maxLength 12|expected/,
+      );
+      long.dispose();
+    }
+    tf.dispose([x, a, b]);
+    model.dispose();
+    loaded.dispose();
+  },
+);

@@ -1,5 +1,17 @@
-import { favorAttention, softmaxAttention } from '@kernel-attention/core';
-import { positiveSoftmax } from '@kernel-attention/feature-maps';
+import {
+  type CombinerVariant,
+  combinerAttention,
+  favorAttention,
+  rpeFavorAttention,
+  softmaxAttention,
+} from '@kernel-attention/core';
+import {
+  type FeatureMap,
+  generalized,
+  hyperbolicSoftmax,
+  positiveSoftmax,
+  trigSoftmax,
+} from '@kernel-attention/feature-maps';
 import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
@@ -14,8 +26,18 @@ export interface PerformerAttentionArgs {
   causal?: boolean;
   /** Rotary position embedding on queries and keys (default true). */
   rotary?: boolean;
-  /** 'favor' (default) or 'softmax' (exact attention, the same weights). */
-  attention?: 'favor' | 'softmax';
+  /**
+   * The mechanism: 'favor' (default: linear attention on `featureMap`), 'softmax' (exact),
+   * 'rpe' (rpeFavorAttention: FAVOR+ with a learned relative-position bias, needs maxLength) or
+   * 'combiner' (combinerAttention, `combinerVariant`).
+   */
+  attention?: 'favor' | 'softmax' | 'rpe' | 'combiner';
+  /** The feature map of 'favor' and 'rpe' (default 'positive', FAVOR+). */
+  featureMap?: 'positive' | 'hyperbolic' | 'trig' | 'relu' | 'elu+1';
+  /** 'rpe': the longest sequence; the bias weight is [heads, 2·maxLength − 1]. */
+  maxLength?: number;
+  /** 'combiner': the plan (default 'fixed'). */
+  combinerVariant?: CombinerVariant;
   /** Seed of the block-orthogonal projection (default 0); it is a (non-trainable) weight. */
   seed?: number;
   featureEps?: number;
@@ -24,6 +46,8 @@ export interface PerformerAttentionArgs {
 }
 
 type Kwargs = Record<string, unknown>;
+
+const FEATURE_MAPS = ['positive', 'hyperbolic', 'trig', 'relu', 'elu+1'];
 
 /** Pairs (t0, t1) → (−t1, t0) as a matrix: rotate_every_two(t) = t·R. */
 function rotateEveryTwo(dh: number): tf.Tensor2D {
@@ -64,6 +88,7 @@ export class PerformerAttention extends layers.Layer {
   private wv!: LayerVariable;
   private wo!: LayerVariable;
   private projection!: LayerVariable;
+  private relativeBias: LayerVariable | null = null;
 
   constructor(args: PerformerAttentionArgs) {
     super({ name: args.name, trainable: args.trainable });
@@ -76,6 +101,22 @@ export class PerformerAttention extends layers.Layer {
         );
       }
     }
+    const attention = args.attention ?? 'favor';
+    if (!['favor', 'softmax', 'rpe', 'combiner'].includes(attention)) {
+      throw new RangeError(
+        `${fn}: attention must be 'favor', 'softmax', 'rpe' or 'combiner', got ${JSON.stringify(attention)}`,
+      );
+    }
+    if (!FEATURE_MAPS.includes(args.featureMap ?? 'positive')) {
+      throw new RangeError(
+        `${fn}: featureMap must be one of ${FEATURE_MAPS.join(', ')}, got ${JSON.stringify(args.featureMap)}`,
+      );
+    }
+    if (attention === 'rpe' && !(Number.isInteger(args.maxLength) && args.maxLength! >= 1)) {
+      throw new RangeError(
+        `${fn}: attention 'rpe' needs maxLength, a positive integer, got ${String(args.maxLength)}`,
+      );
+    }
     this.args = {
       heads: args.heads,
       dimHead: args.dimHead,
@@ -83,6 +124,9 @@ export class PerformerAttention extends layers.Layer {
       causal: args.causal ?? false,
       rotary: args.rotary ?? true,
       attention: args.attention ?? 'favor',
+      featureMap: args.featureMap ?? 'positive',
+      maxLength: args.maxLength ?? 0,
+      combinerVariant: args.combinerVariant ?? 'fixed',
       seed: args.seed ?? 0,
       featureEps: args.featureEps ?? 1e-4,
     };
@@ -113,8 +157,33 @@ export class PerformerAttention extends layers.Layer {
     );
     const p = gaussianOrthogonal(nbFeatures, this.dimHead, { seed });
     this.projection.write(tf.tensor2d(Float32Array.from(p.data), [nbFeatures, this.dimHead]));
+    if (this.args.attention === 'rpe') {
+      this.relativeBias = this.addWeight(
+        'relative_bias',
+        [heads, 2 * this.args.maxLength - 1],
+        'float32',
+        zerosInit(),
+      );
+    }
     this.buildExtra(dim);
     this.built = true;
+  }
+
+  /** The configured feature map on the projection weight (made per call: the weight may change). */
+  private makeFeatureMap(): FeatureMap {
+    const projection = this.projection.read() as tf.Tensor2D;
+    const eps = this.args.featureEps;
+    switch (this.args.featureMap) {
+      case 'hyperbolic':
+        return hyperbolicSoftmax({ projection, eps });
+      case 'trig':
+        return trigSoftmax({ projection });
+      case 'relu':
+      case 'elu+1':
+        return generalized({ projection, fn: this.args.featureMap });
+      default:
+        return positiveSoftmax({ projection, eps });
+    }
   }
 
   /** Subclasses add their own weights here. */
@@ -130,7 +199,7 @@ export class PerformerAttention extends layers.Layer {
    */
   protected attend(x: tf.Tensor, mask?: tf.Tensor): tf.Tensor {
     const [B, N] = x.shape as [number, number, number];
-    const { heads: H, causal, rotary, attention, featureEps } = this.args;
+    const { heads: H, causal, rotary, attention } = this.args;
     const dh = this.dimHead;
     const split = (w: LayerVariable) =>
       tf.transpose(tf.reshape(matmul3(x, w.read()), [B, N, H, dh]), [0, 2, 1, 3]);
@@ -156,12 +225,28 @@ export class PerformerAttention extends layers.Layer {
     let o: tf.Tensor;
     if (attention === 'softmax') {
       o = softmaxAttention(q, k, v, { causal, mask: keep });
+    } else if (attention === 'combiner') {
+      o = combinerAttention(q, k, v, { variant: this.args.combinerVariant, causal, mask: keep });
     } else {
-      const phi = positiveSoftmax({
-        projection: this.projection.read() as tf.Tensor2D,
-        eps: featureEps,
-      });
-      o = favorAttention(q, k, v, { featureMap: phi, causal, mask: keep });
+      const phi = this.makeFeatureMap();
+      if (attention === 'rpe') {
+        const maxLength = this.args.maxLength;
+        if (N > maxLength) {
+          throw new RangeError(
+            `${this.getClassName()}: sequence length ${N} exceeds maxLength ${maxLength}`,
+          );
+        }
+        // offsets −(N−1) … N−1 sit at maxLength − N … maxLength + N − 2 of the bias weight
+        const relativeBias = tf.slice(
+          this.relativeBias!.read(),
+          [0, maxLength - N],
+          [H, 2 * N - 1],
+        );
+        o = rpeFavorAttention(q, k, v, { featureMap: phi, relativeBias, causal, mask: keep });
+      } else {
+        o = favorAttention(q, k, v, { featureMap: phi, causal, mask: keep });
+      }
+      phi.dispose?.();
     }
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, N, H * dh]);
     return matmul3(merged, this.wo.read());
