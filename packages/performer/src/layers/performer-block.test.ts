@@ -118,6 +118,15 @@ it('rejects bad configuration', () => {
   expect(() => new PerformerBlock({ heads: 2, nbFeatures: 16, dropout: 1 })).toThrow(
     /dropout must be in \[0, 1\)/,
   );
+  expect(
+    () => new PerformerBlock({ heads: 2, nbFeatures: 16, attention: 'linear' as 'favor' }),
+  ).toThrow(/attention must be 'favor', 'softmax', 'rpe' or 'combiner', got "linear"/);
+  expect(
+    () => new PerformerBlock({ heads: 2, nbFeatures: 16, featureMap: 'cos' as 'trig' }),
+  ).toThrow(/featureMap must be one of/);
+  expect(() => new PerformerBlock({ heads: 2, nbFeatures: 16, attention: 'rpe' })).toThrow(
+    /attention 'rpe' needs maxLength/,
+  );
   const model = () =>
     tfl.sequential({
       layers: [
