@@ -22,7 +22,13 @@ export {
 export { MODEL_TYPES, type ModelType } from './models/registry.js';
 export { SoftmaxTransformer } from './models/softmax-transformer/softmax-transformer.js';
 export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';
-export { readSafetensors, type SafetensorsDtype, type SafetensorsTensor } from './safetensors.js';
+export {
+  readSafetensors,
+  readSafetensorsMetadata,
+  type SafetensorsDtype,
+  type SafetensorsTensor,
+  writeSafetensors,
+} from './safetensors.js';
 export { type CopyTaskOptions, copyTaskBatch, weightedAccuracy } from './train/tasks.js';
 export {
   type TrainBatch,

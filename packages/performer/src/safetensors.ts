@@ -20,7 +20,7 @@ export type SafetensorsDtype =
 export interface SafetensorsTensor {
   dtype: SafetensorsDtype;
   shape: number[];
-  /** Float types as Float32Array; I32/I16/I8/U8/BOOL as Int32Array; I64 as Float64Array. */
+  /** F64 and I64 as Float64Array; other float types as Float32Array; I32/I16/I8/U8/BOOL as Int32Array. */
   data: Float32Array | Int32Array | Float64Array;
 }
 
@@ -126,7 +126,7 @@ function decode(view: DataView, at: number, count: number, dtype: SafetensorsDty
       return a;
     }
     case 'F64': {
-      const a = new Float32Array(count);
+      const a = new Float64Array(count);
       for (let i = 0; i < count; i++) a[i] = view.getFloat64(at + 8 * i, true);
       return a;
     }
@@ -162,4 +162,62 @@ function decode(view: DataView, at: number, count: number, dtype: SafetensorsDty
       return a;
     }
   }
+}
+
+/**
+ * Writes float tensors (Float32Array → F32, Float64Array → F64) and string metadata in the
+ * safetensors format, tensors in the order given, the data section 8-byte aligned.
+ */
+export function writeSafetensors(
+  tensors: Map<string, { shape: number[]; data: Float32Array | Float64Array }>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) {
+      throw new RangeError(
+        `writeSafetensors: tensor '${name}' has ${t.data.length} values for shape [${t.shape.join(', ')}]`,
+      );
+    }
+    const size = t.data instanceof Float64Array ? 8 : 4;
+    header[name] = {
+      dtype: size === 8 ? 'F64' : 'F32',
+      shape: t.shape,
+      data_offsets: [offset, offset + size * count],
+    };
+    offset += size * count;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8; // spaces keep the data section 8-byte aligned
+  if (padded !== json.length)
+    json = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(padded - json.length));
+  const out = new Uint8Array(8 + json.length + offset);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const t of tensors.values()) {
+    if (t.data instanceof Float64Array) {
+      for (let i = 0; i < t.data.length; i++) view.setFloat64(at + 8 * i, t.data[i]!, true);
+      at += 8 * t.data.length;
+    } else {
+      for (let i = 0; i < t.data.length; i++) view.setFloat32(at + 4 * i, t.data[i]!, true);
+      at += 4 * t.data.length;
+    }
+  }
+  return out;
+}
+
+/** The `__metadata__` strings of a safetensors file ({} when it has none). */
+export function readSafetensorsMetadata(bytes: Uint8Array): Record<string, string> {
+  readSafetensors(bytes); // validates the whole file (clear errors for truncation or a bad header)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as {
+    __metadata__?: Record<string, string>;
+  };
+  return header.__metadata__ ?? {};
 }

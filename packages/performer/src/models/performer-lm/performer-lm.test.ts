@@ -38,3 +38,21 @@ it('the registry maps model types to classes', () => {
     /config.heads must be a positive integer, got 0/,
   );
 });
+
+it('saves to safetensors and loads back with the same logits (and keeps training)', async () => {
+  const start = tf.memory().numTensors;
+  const model = PerformerLM.create({ ...base, qkvBias: true, tieEmbed: true }, { seed: 3 });
+  const bytes = model.toSafetensors();
+  const loaded = PerformerLM.fromSafetensors(bytes);
+  const [a, b] = [model.logits([[1, 5, 7, 2]]), loaded.logits([[1, 5, 7, 2]])];
+  expect(Array.from(await b.data())).toEqual(Array.from(await a.data()));
+  expect(loaded.config).toEqual(model.config);
+  expect(loaded.trainableVariables().length).toBe(model.trainableVariables().length);
+  expect(() => PerformerLM.fromSafetensors(bytes.subarray(0, bytes.length - 4))).toThrow(
+    /truncated/,
+  );
+  tf.dispose([a, b]);
+  model.dispose();
+  loaded.dispose();
+  expect(tf.memory().numTensors).toBe(start);
+});

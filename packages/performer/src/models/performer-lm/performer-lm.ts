@@ -8,6 +8,7 @@ import {
 import { type FeatureMap, positiveSoftmax } from '@kernel-attention/feature-maps';
 import { createRng, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { readSafetensors, readSafetensorsMetadata, writeSafetensors } from '../../safetensors.js';
 import { type PerformerLMConfig, type ResolvedConfig, resolveConfig, sinusoids } from './config.js';
 
 /** Weights of one layer; projections as [in, out] (x·W). */
@@ -425,6 +426,119 @@ export class PerformerLM {
       for (const s of states) s.dispose();
     }
     return all;
+  }
+
+  /**
+   * The model as a safetensors file: every weight (float32, our names: token_embedding,
+   * layers.{l}.wq, …, layers.{l}.projection) and the config as metadata. `fromSafetensors` reads it
+   * back to a model with the same logits.
+   */
+  toSafetensors(): Uint8Array {
+    const tensors = new Map<string, { shape: number[]; data: Float32Array | Float64Array }>();
+    const put = (name: string, t: tf.Tensor | null | undefined) => {
+      if (t) tensors.set(name, { shape: t.shape, data: t.dataSync() as Float32Array });
+    };
+    const w = this.weights;
+    put('token_embedding', w.tokenEmbedding);
+    put('position_embedding', w.positionEmbedding);
+    put('rotary_table', w.rotaryTable);
+    w.layers.forEach((l, i) => {
+      for (const [key, value] of Object.entries(l)) {
+        if (key === 'projection') {
+          const p = value as Matrix;
+          // Float64, as sampled: a float32 copy would change the features slightly
+          tensors.set(`layers.${i}.projection`, { shape: [p.rows, p.cols], data: p.data });
+        } else {
+          put(`layers.${i}.${key}`, value as tf.Tensor);
+        }
+      }
+    });
+    put('norm.gamma', w.normGamma);
+    put('norm.beta', w.normBeta);
+    put('out.weight', w.outWeight);
+    put('out.bias', w.outBias);
+    return writeSafetensors(tensors, { kernel_attention_config: JSON.stringify(this.config) });
+  }
+
+  /**
+   * A model from `toSafetensors()` output; its weights are trainable variables. Errors name a
+   * missing or misshapen tensor.
+   */
+  static fromSafetensors(bytes: Uint8Array): PerformerLM {
+    const fn = 'PerformerLM.fromSafetensors';
+    const meta = readSafetensorsMetadata(bytes);
+    const raw = meta.kernel_attention_config;
+    if (raw === undefined)
+      throw new RangeError(
+        `${fn}: the file has no kernel_attention_config metadata (not written by toSafetensors?)`,
+      );
+    const c = resolveConfig(fn, JSON.parse(raw) as PerformerLMConfig);
+    const tensors = readSafetensors(bytes);
+    const made: tf.Tensor[] = [];
+    const get = (name: string, shape: number[], trainable = true): tf.Tensor => {
+      const t = tensors.get(name);
+      if (!t)
+        throw new RangeError(`${fn}: missing tensor '${name}' (expected [${shape.join(', ')}])`);
+      if (t.shape.join() !== shape.join()) {
+        throw new RangeError(
+          `${fn}: tensor '${name}' has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`,
+        );
+      }
+      const value = tf.tensor(t.data as Float32Array, shape);
+      const out = trainable ? tf.tidy(() => tf.variable(value)) : value;
+      if (trainable) value.dispose();
+      made.push(out);
+      return out;
+    };
+    try {
+      const inner = c.heads * c.dimHead;
+      const ff = c.dim * c.ffMult;
+      const layers = Array.from({ length: c.depth }, (_, i) => {
+        const n = (k: string) => `layers.${i}.${k}`;
+        const p = tensors.get(n('projection'));
+        if (!p || p.shape.join() !== `${c.nbFeatures},${c.dimHead}`) {
+          throw new RangeError(
+            `${fn}: tensor '${n('projection')}' missing or not [${c.nbFeatures}, ${c.dimHead}]`,
+          );
+        }
+        return {
+          norm1Gamma: get(n('norm1Gamma'), [c.dim]),
+          norm1Beta: get(n('norm1Beta'), [c.dim]),
+          wq: get(n('wq'), [c.dim, inner]),
+          wk: get(n('wk'), [c.dim, inner]),
+          wv: get(n('wv'), [c.dim, inner]),
+          ...(c.qkvBias
+            ? { bq: get(n('bq'), [inner]), bk: get(n('bk'), [inner]), bv: get(n('bv'), [inner]) }
+            : {}),
+          wo: get(n('wo'), [inner, c.dim]),
+          ...(c.attnOutBias ? { bo: get(n('bo'), [c.dim]) } : {}),
+          projection: { rows: c.nbFeatures, cols: c.dimHead, data: Float64Array.from(p.data) },
+          norm2Gamma: get(n('norm2Gamma'), [c.dim]),
+          norm2Beta: get(n('norm2Beta'), [c.dim]),
+          w1: get(n('w1'), [c.dim, ff]),
+          b1: get(n('b1'), [ff]),
+          w2: get(n('w2'), [ff, c.dim]),
+          b2: get(n('b2'), [c.dim]),
+        } as PerformerLayerWeights;
+      });
+      return new PerformerLM(c, {
+        tokenEmbedding: get('token_embedding', [c.numTokens, c.dim]) as tf.Tensor2D,
+        positionEmbedding: c.absolutePositions
+          ? (get('position_embedding', [c.maxSeqLen, c.dim], false) as tf.Tensor2D)
+          : null,
+        rotaryTable: c.rotary
+          ? (get('rotary_table', [c.maxSeqLen, c.dimHead], false) as tf.Tensor2D)
+          : null,
+        layers,
+        normGamma: get('norm.gamma', [c.dim]) as tf.Tensor1D,
+        normBeta: get('norm.beta', [c.dim]) as tf.Tensor1D,
+        outWeight: c.tieEmbed ? null : (get('out.weight', [c.dim, c.numTokens]) as tf.Tensor2D),
+        outBias: c.tieEmbed ? null : (get('out.bias', [c.numTokens]) as tf.Tensor1D),
+      });
+    } catch (e) {
+      tf.dispose(made);
+      throw e;
+    }
   }
 
   private assertRecurrent(fn: string): void {
