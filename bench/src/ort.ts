@@ -1,0 +1,156 @@
+/**
+ * `pnpm bench:ort`: the native baseline of the performance issue, measured in the same run as our
+ * FAVOR+: onnxruntime-node running exact attention (an ONNX graph built in code,
+ * onnx-attention.ts) against favorAttention on tfjs-wasm, batch 1, 8 heads, d = 64, m = 256,
+ * bidirectional and causal; medians; ratios ours / ORT. onnxruntime-node (about 300 MB of native
+ * libraries) is not a workspace dependency: the first run installs it into bench/.ort with npm.
+ * Writes bench/results/ort-node.json. `--long` adds L = 16384 (ORT then needs ~17 GB for its L×L
+ * scores).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { favorAttention } from '@kernel-attention/core';
+import { useBackend } from '@kernel-attention/core/testing';
+import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
+import * as tf from '@tensorflow/tfjs-core';
+import { exactAttentionOnnx } from './onnx-attention.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ORT_VERSION = '1.30.0';
+
+interface OrtModule {
+  InferenceSession: { create(model: Uint8Array, opts?: object): Promise<OrtSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
+}
+interface OrtSession {
+  run(feeds: Record<string, unknown>): Promise<Record<string, { data: Float32Array }>>;
+  release?(): Promise<void>;
+}
+
+function loadOrt(): OrtModule {
+  const prefix = join(here, '..', '.ort');
+  const pkg = join(prefix, 'node_modules', 'onnxruntime-node');
+  if (!existsSync(pkg)) {
+    process.stderr.write(`installing onnxruntime-node@${ORT_VERSION} into ${prefix} …\n`);
+    execFileSync(
+      'npm',
+      [
+        'install',
+        '--prefix',
+        prefix,
+        '--no-save',
+        '--ignore-scripts',
+        `onnxruntime-node@${ORT_VERSION}`,
+      ],
+      {
+        stdio: 'inherit',
+      },
+    );
+  }
+  return createRequire(join(prefix, 'package.json'))('onnxruntime-node') as OrtModule;
+}
+
+const ort = loadOrt();
+await useBackend('wasm');
+const [H, d, m] = [8, 64, 256];
+const lengths = process.argv.includes('--long') ? [1024, 4096, 16384] : [1024, 4096];
+const runs = (L: number) => (L >= 16384 ? 1 : 3);
+
+function gaussian(n: number, seed: number, scale: number): Float32Array {
+  let s = seed;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    const u = (s + 1) / (2 ** 31 + 1);
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    const v = s / 2 ** 31;
+    const r = Math.sqrt(-2 * Math.log(u));
+    out[i] = scale * r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) out[i + 1] = scale * r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+async function median(f: () => Promise<void>, n: number): Promise<number> {
+  const times: number[] = [];
+  for (let r = 0; r < n; r++) {
+    const t0 = performance.now();
+    await f();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(n / 2)]!;
+}
+
+const phi = softmaxKernelFeatures(d, m, { seed: 0 });
+const results: {
+  length: number;
+  causal: boolean;
+  ortMs: number;
+  favorMs: number;
+  ratio: number;
+}[] = [];
+for (const L of lengths) {
+  const size = H * L * d;
+  const [q, k, v] = [gaussian(size, 1, 0.5), gaussian(size, 2, 0.5), gaussian(size, 3, 1)];
+  for (const causal of [false, true]) {
+    const session = await ort.InferenceSession.create(
+      exactAttentionOnnx({ batch: 1, heads: H, length: L, dim: d, valueDim: d, causal }),
+    );
+    const feeds = {
+      Q: new ort.Tensor('float32', q, [1, H, L, d]),
+      K: new ort.Tensor('float32', k, [1, H, L, d]),
+      V: new ort.Tensor('float32', v, [1, H, L, d]),
+    };
+    await session.run(feeds); // warm-up
+    const ortMs = await median(async () => {
+      await session.run(feeds);
+    }, runs(L));
+    await session.release?.();
+    const [tq, tk, tv] = [q, k, v].map((x) => tf.tensor4d(x, [1, H, L, d]));
+    const call = () => favorAttention(tq!, tk!, tv!, { featureMap: phi, causal });
+    call().dispose(); // warm-up
+    const favorMs = await median(async () => {
+      const out = call();
+      await out.data();
+      out.dispose();
+    }, runs(L));
+    tf.dispose([tq!, tk!, tv!]);
+    results.push({ length: L, causal, ortMs, favorMs, ratio: favorMs / ortMs });
+    process.stderr.write(
+      `L=${L} causal=${causal}: ORT exact ${ortMs.toFixed(0)} ms, FAVOR+ (tfjs-wasm) ${favorMs.toFixed(0)} ms, ratio ${(favorMs / ortMs).toFixed(2)}\n`,
+    );
+  }
+}
+phi.dispose();
+const ratioOf = (L: number, causal: boolean) =>
+  results.find((r) => r.length === L && r.causal === causal)?.ratio ?? null;
+const target = (name: string, L: number, causal: boolean, goal: number) => {
+  const value = ratioOf(L, causal);
+  return {
+    name,
+    value: value === null ? null : Math.round(value * 100) / 100,
+    target: `<= ${goal}`,
+    met: value !== null && value <= goal,
+  };
+};
+const out = {
+  meta: {
+    date: new Date().toISOString(),
+    ort: `onnxruntime-node ${ORT_VERSION} (CPU, default threads)`,
+    ours: 'favorAttention on tfjs-backend-wasm (Node, one thread)',
+    shape: { batch: 1, heads: H, dim: d, features: m },
+    note: 'medians (3 runs; 1 at L = 16384); ratio = FAVOR+ time / ORT exact time',
+  },
+  results,
+  targets: [
+    target('FAVOR+ bidirectional / ORT exact, L=4096', 4096, false, 1.0),
+    target('FAVOR+ bidirectional / ORT exact, L=16384', 16384, false, 0.3),
+    target('FAVOR+ causal / ORT exact causal, L=4096', 4096, true, 0.6),
+    target('FAVOR+ causal / ORT exact causal, L=16384', 16384, true, 0.15),
+  ],
+};
+writeFileSync(join(here, '..', 'results', 'ort-node.json'), `${JSON.stringify(out, null, 2)}\n`);
+console.log(JSON.stringify(out.targets));
