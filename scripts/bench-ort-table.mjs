@@ -1,0 +1,28 @@
+// Renders bench/results/ort-node.json into docs/performance.md. Usage: node scripts/bench-ort-table.mjs [--write]
+import { readFileSync } from 'node:fs';
+import { writeDocSection } from './doc-section.mjs';
+
+const { meta, results, targets } = JSON.parse(
+  readFileSync(new URL('../bench/results/ort-node.json', import.meta.url), 'utf8'),
+);
+const rows = results.map(
+  (r) =>
+    `| ${r.length} | ${r.causal ? 'causal' : 'bidirectional'} | ${r.ortMs.toFixed(0)} | ${r.favorMs.toFixed(0)} | ${r.ratio.toFixed(2)} |`,
+);
+const goals = targets.map(
+  (t) =>
+    `| ${t.name} | ${t.value ?? 'not measured'} | ${t.target} | ${t.met ? 'met' : '**not met**'} |`,
+);
+const text = [
+  `Run ${meta.date.slice(0, 10)}: ${meta.ort} against ${meta.ours}.`,
+  '',
+  '| L | mode | ORT exact ms | FAVOR+ ms | FAVOR+ / ORT |',
+  '|---|---|---|---|---|',
+  ...rows,
+  '',
+  '| target | measured | goal | |',
+  '|---|---|---|---|',
+  ...goals,
+].join('\n');
+if (process.argv.includes('--write')) writeDocSection('ort-table', text);
+else console.log(text);
