@@ -7,7 +7,7 @@ const { meta, results, targets } = JSON.parse(
 );
 const rows = results.map(
   (r) =>
-    `| ${r.length} | ${r.causal ? 'causal' : 'bidirectional'} | ${r.ortMs.toFixed(0)} | ${r.favorMs.toFixed(0)} | ${r.ratio.toFixed(2)} |`,
+    `| ${r.length} | ${r.causal ? 'causal' : 'bidirectional'} | ${r.ortMs.toFixed(0)} | ${r.favorMs.toFixed(0)} (${r.ratio.toFixed(2)}×) | ${r.favorTwoThreadsMs?.toFixed(0) ?? '–'} (${r.ratioTwoThreads?.toFixed(2) ?? '–'}×) |`,
 );
 const goals = targets.map(
   (t) =>
@@ -16,7 +16,7 @@ const goals = targets.map(
 const text = [
   `Run ${meta.date.slice(0, 10)}: ${meta.ort} against ${meta.ours}.`,
   '',
-  '| L | mode | ORT exact ms | FAVOR+ ms | FAVOR+ / ORT |',
+  '| L | mode | ORT exact ms | FAVOR+ one thread ms (/ ORT) | FAVOR+ two threads ms (/ ORT) |',
   '|---|---|---|---|---|',
   ...rows,
   '',

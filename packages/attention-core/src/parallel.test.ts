@@ -1,0 +1,51 @@
+import { positiveSoftmax } from '@kernel-attention/feature-maps';
+import { gaussianOrthogonal } from '@kernel-attention/random-features';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { favorAttention } from './favor-attention.js';
+import { type AttentionPool, createAttentionPool } from './parallel.js';
+import { rand4 } from './testing/index.js';
+
+let pool: AttentionPool;
+beforeAll(async () => {
+  pool = await createAttentionPool({ workers: 2, backend: tf.getBackend() as 'wasm' | 'cpu' });
+}, 60_000);
+afterAll(async () => {
+  await pool?.close();
+});
+
+it.each([
+  { B: 1, H: 8, causal: false },
+  { B: 2, H: 3, causal: true }, // 6 groups over 3 threads
+  { B: 1, H: 1, causal: true }, // fewer groups than threads
+])(
+  'splits (batch, head) groups across threads with the single-thread result: %o',
+  async ({ B, H, causal }) => {
+    const projection = gaussianOrthogonal(32, 8, { seed: 1 });
+    const q = rand4([B, H, 40, 8], 1, 0.5);
+    const k = rand4([B, H, 40, 8], 2, 0.5);
+    const v = rand4([B, H, 40, 3], 3);
+    const phi = positiveSoftmax({ projection, eps: 1e-6 });
+    const ref = favorAttention(q, k, v, { featureMap: phi, causal });
+    const before = tf.memory().numTensors;
+    const out = await pool.favorAttention(q, k, v, { projection, causal });
+    expect(tf.memory().numTensors).toBe(before + 1);
+    expect(out.shape).toEqual([B, H, 40, 3]);
+    expect(Array.from(await out.data())).toEqual(Array.from(await ref.data()));
+    tf.dispose([q, k, v, ref, out]);
+    phi.dispose();
+  },
+);
+
+it('rejects bad input and bad options', async () => {
+  const x = tf.zeros([1, 2, 4, 8]);
+  const projection = gaussianOrthogonal(16, 8, { seed: 1 });
+  await expect(
+    pool.favorAttention(x, tf.zeros([1, 2, 5, 8]), tf.zeros([1, 2, 5, 8]), { projection }),
+  ).rejects.toThrow(/as many queries as keys/);
+  await expect(pool.favorAttention(tf.zeros([2, 4, 8]), x, x, { projection })).rejects.toThrow(/q/);
+  await expect(createAttentionPool({ workers: 0 })).rejects.toThrow(
+    /workers must be a positive integer, got 0/,
+  );
+  x.dispose();
+});
