@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 
@@ -47,17 +48,10 @@ const webgpuNodeEnv = {
   LD_LIBRARY_PATH: [process.env.LD_LIBRARY_PATH, '/usr/lib/chromium'].filter(Boolean).join(':'),
 };
 
-/** Debian's chromium, headless; flags known to work here (see shared TOOLING.md). */
-const chromiumArgs = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--disable-dev-shm-usage',
-];
+/** Debian's chromium, headless; flags known to work here (see shared TOOLING.md), shared with bench:browser. */
+const chromiumArgs = JSON.parse(
+  readFileSync(new URL('./chromium-flags.json', import.meta.url), 'utf8'),
+) as string[];
 
 /** The shared parity suite in headless Chromium on one backend. */
 function browserProject(

@@ -4,7 +4,7 @@
  * wasm — and writes bench/results/browser.json. Every backend here runs on the CPU (SwiftShader
  * for the GPU APIs): compare fused with composite on one backend, not times across machines.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright';
@@ -16,16 +16,10 @@ const quick = process.argv.includes('--quick');
 const lengths = quick ? [1024] : [1024, 4096];
 const only = process.argv.find((a) => a.startsWith('--backends='));
 const backends = only ? only.slice('--backends='.length).split(',') : ['webgl', 'webgpu', 'wasm'];
-const chromiumArgs = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--disable-dev-shm-usage',
-];
+/** Debian's chromium flags, the same as the browser test projects' (vitest.config.ts). */
+const chromiumArgs = JSON.parse(
+  readFileSync(join(here, '..', '..', 'chromium-flags.json'), 'utf8'),
+) as string[];
 
 const server = await createServer({
   root: join(here, '..', 'browser'),

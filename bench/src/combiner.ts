@@ -11,23 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { combinerAttention, softmaxAttention } from '@kernel-attention/core';
 import { useBackend } from '@kernel-attention/core/testing';
 import * as tf from '@tensorflow/tfjs-core';
+import { medianTensorMs } from './timing.js';
 
 await useBackend('wasm');
 const [H, d] = [8, 64];
 const quick = process.argv.includes('--quick');
 const lengths = quick ? [1024, 2048] : [1024, 2048, 4096, 8192, 16384];
-
-async function median(f: () => tf.Tensor, runs: number): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    const out = f();
-    await out.data();
-    times.push(performance.now() - t0);
-    out.dispose();
-  }
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
-}
 
 type Op = 'fixed' | 'axial' | 'logsparse' | 'exact';
 const results: {
@@ -48,7 +37,7 @@ for (const L of lengths) {
           ? softmaxAttention(q, k, v, { causal })
           : combinerAttention(q, k, v, { variant: op, causal });
       const runs = L >= 8192 ? 1 : 3;
-      const medianMs = await median(call, runs);
+      const medianMs = await medianTensorMs(call, runs);
       const info = await tf.profile(call);
       (info.result as tf.Tensor).dispose();
       results.push({ op, causal, length: L, medianMs, peakTensorBytes: info.peakBytes });

@@ -19,6 +19,7 @@ import { positiveSoftmax } from '@kernel-attention/feature-maps';
 import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { exactAttentionOnnx } from './onnx-attention.js';
+import { medianMs, medianTensorMs } from './timing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ORT_VERSION = '1.30.0';
@@ -76,16 +77,6 @@ function gaussian(n: number, seed: number, scale: number): Float32Array {
   return out;
 }
 
-async function median(f: () => Promise<void>, n: number): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < n; r++) {
-    const t0 = performance.now();
-    await f();
-    times.push(performance.now() - t0);
-  }
-  return times.sort((a, b) => a - b)[Math.floor(n / 2)]!;
-}
-
 const projection = gaussianOrthogonal(m, d, { seed: 0 });
 const phi = positiveSoftmax({ projection, eps: 1e-6 });
 const pool = await createAttentionPool({ workers: 1 }); // FAVOR+ on both cores
@@ -114,31 +105,23 @@ for (const L of lengths) {
       V: new ort.Tensor('float32', v, [1, H, L, d]),
     };
     await session.run(feeds); // warm-up
-    const ortMs = await median(async () => {
+    const ortMs = await medianMs(async () => {
       await session.run(feeds);
     }, runs(L));
     await session.release?.();
     const [tq, tk, tv] = [q, k, v].map((x) => tf.tensor4d(x, [1, H, L, d]));
     const call = () => favorAttention(tq!, tk!, tv!, { featureMap: phi, causal });
     call().dispose(); // warm-up
-    const favorMs = await median(async () => {
-      const out = call();
-      await out.data();
-      out.dispose();
-    }, runs(L));
+    const favorMs = await medianTensorMs(call, runs(L));
     (await pool.favorAttention(tq!, tk!, tv!, { projection, causal })).dispose(); // warm-up
-    const favorTwoThreadsMs = await median(async () => {
+    const favorTwoThreadsMs = await medianMs(async () => {
       (await pool.favorAttention(tq!, tk!, tv!, { projection, causal })).dispose();
     }, runs(L));
     let exact: { exactMs: number; exactRatio: number } | Record<string, never> = {};
     if (L === 1024) {
       const exactCall = () => softmaxAttention(tq!, tk!, tv!, { causal });
       exactCall().dispose();
-      const exactMs = await median(async () => {
-        const out = exactCall();
-        await out.data();
-        out.dispose();
-      }, runs(L));
+      const exactMs = await medianTensorMs(exactCall, runs(L));
       exact = { exactMs, exactRatio: exactMs / ortMs };
     }
     tf.dispose([tq!, tk!, tv!]);

@@ -11,6 +11,7 @@ import { favorAttention } from '@kernel-attention/core';
 import { useBackend } from '@kernel-attention/core/testing';
 import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
+import { medianTensorMs } from './timing.js';
 
 await useBackend('wasm');
 const [H, L, d, m, dv, C] = [8, 4096, 64, 256, 64, 64]; // C: causal chunk (DEFAULT_CHUNK_SIZE)
@@ -25,21 +26,6 @@ function flops(causal: boolean): { features: number; attention: number; total: n
   return { features, attention, total: features + attention };
 }
 
-async function time(f: () => tf.Tensor, runs = 3): Promise<number> {
-  const warm = f();
-  await warm.data();
-  warm.dispose();
-  const times: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    const o = f();
-    await o.data();
-    times.push(performance.now() - t0);
-    o.dispose();
-  }
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
-}
-
 // tfjs-wasm's matmul rate: the shapes FAVOR+ multiplies ([L, d]·[d, m] and [m, L]·[L, w])
 const matmulShapes: [number, number, number][] = [
   [L, d, m],
@@ -50,7 +36,9 @@ const matmul = [];
 for (const [a, b, c] of matmulShapes) {
   const x = tf.randomNormal([a, b]);
   const y = tf.randomNormal([b, c]);
-  const ms = await time(() => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D), 5);
+  const mul = () => tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D);
+  await medianTensorMs(mul, 1); // warm-up
+  const ms = await medianTensorMs(mul, 5);
   matmul.push({ shape: `[${a}, ${b}]·[${b}, ${c}]`, ms, gflops: (2 * a * b * c) / (ms * 1e6) });
   tf.dispose([x, y]);
 }
@@ -62,7 +50,8 @@ const v = tf.randomNormal([1, H, L, dv], 0, 1, 'float32', 3);
 const modes = [];
 for (const causal of [false, true]) {
   const call = () => favorAttention(q, k, v, { featureMap: phi, causal });
-  const ms = await time(call);
+  await medianTensorMs(call, 1); // warm-up
+  const ms = await medianTensorMs(call, 3);
   const info = await tf.profile(call);
   (info.result as tf.Tensor).dispose();
   const byKernel = new Map<string, { ms: number; calls: number }>();

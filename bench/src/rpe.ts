@@ -13,6 +13,7 @@ import { rpeFavorAttention, toeplitzMatrix } from '@kernel-attention/core';
 import { useBackend } from '@kernel-attention/core/testing';
 import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
+import { medianTensorMs } from './timing.js';
 
 await useBackend('wasm');
 const [H, d, m, dv] = [2, 32, 32, 16];
@@ -46,18 +47,6 @@ function exactWithBias(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor
   return out;
 }
 
-async function median(f: () => tf.Tensor, runs: number): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    const out = f();
-    await out.data();
-    times.push(performance.now() - t0);
-    out.dispose();
-  }
-  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
-}
-
 const phi = softmaxKernelFeatures(d, m, { seed: 0 });
 const results: { op: string; length: number; medianMs: number | null; skipped?: string }[] = [];
 for (const L of lengths) {
@@ -89,7 +78,7 @@ for (const L of lengths) {
       });
       continue;
     }
-    const ms = await median(call, runs);
+    const ms = await medianTensorMs(call, runs);
     results.push({ op, length: L, medianMs: ms });
     process.stderr.write(`${op} L=${L}: ${ms.toFixed(0)} ms\n`);
   }

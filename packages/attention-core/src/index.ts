@@ -25,6 +25,8 @@ export {
   PositiveFeatures,
   type PositiveFeaturesAttrs,
   type PositiveFeaturesInputs,
+  type PositiveFeaturesSpec,
+  positiveFeaturesSpec,
 } from './kernel-names.js';
 export {
   DEFAULT_CHUNK_SIZE,

@@ -7,6 +7,8 @@ export {
   PositiveFeatures,
   type PositiveFeaturesAttrs,
   type PositiveFeaturesInputs,
+  type PositiveFeaturesSpec,
+  positiveFeaturesSpec,
 } from '@kernel-attention/feature-maps';
 
 /**

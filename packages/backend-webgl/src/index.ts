@@ -4,7 +4,6 @@ import { positiveFeaturesConfig } from './kernels/PositiveFeatures.js';
 export {
   FeaturesEpilogueProgram,
   GroupMaxProgram,
-  type PositiveFeaturesSpec,
   RowStatsProgram,
 } from './positive-features-program.js';
 export { positiveFeaturesConfig };

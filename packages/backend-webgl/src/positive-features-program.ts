@@ -1,16 +1,5 @@
-import type { FeatureStabilizer } from '@kernel-attention/core';
+import type { PositiveFeaturesSpec } from '@kernel-attention/core';
 import type { GPGPUProgram } from '@tensorflow/tfjs-backend-webgl';
-
-export interface PositiveFeaturesSpec {
-  groups: number;
-  length: number;
-  dim: number;
-  features: number;
-  symmetric: boolean;
-  halfNormScale: number;
-  logRatio: number;
-  floor: number;
-}
 
 /** A float literal GLSL accepts (integers need the ".0"). */
 function glslFloat(v: number): string {
@@ -88,7 +77,8 @@ export class FeaturesEpilogueProgram implements GPGPUProgram {
   readonly packedInputs = true;
   readonly packedOutput = true;
 
-  constructor(spec: PositiveFeaturesSpec, stabilizer: FeatureStabilizer) {
+  constructor(spec: PositiveFeaturesSpec) {
+    const stabilizer = spec.stabilizer;
     const { groups: G, length: L, features: m, symmetric } = spec;
     const width = symmetric ? 2 * m : m;
     this.variableNames = stabilizer === 'group' ? ['U', 'T', 'M'] : ['U', 'T'];

@@ -1,4 +1,4 @@
-import type { FeatureStabilizer } from '@kernel-attention/core';
+import type { FeatureStabilizer, PositiveFeaturesSpec } from '@kernel-attention/core';
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 
 /** Threads per workgroup; thread t computes features t, t + T, … of every row of its tile. */
@@ -11,17 +11,6 @@ const MAX_DIM = 32768;
 const TILE_FLOATS = 3072;
 /** Largest d the fused program takes (one row per workgroup at that size). */
 export const MAX_FUSED_DIM = TILE_FLOATS;
-
-export interface PositiveFeaturesSpec {
-  groups: number;
-  length: number;
-  dim: number;
-  features: number;
-  symmetric: boolean;
-  halfNormScale: number;
-  logRatio: number;
-  floor: number;
-}
 
 /** The 2-D dispatch covering `workgroups` (x fastest); the shader rebuilds the linear index. */
 function dispatchFor(workgroups: number): [number, number, number] {

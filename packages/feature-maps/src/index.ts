@@ -6,6 +6,8 @@ export {
   PositiveFeatures,
   type PositiveFeaturesAttrs,
   type PositiveFeaturesInputs,
+  type PositiveFeaturesSpec,
+  positiveFeaturesSpec,
 } from './kernel-names.js';
 export {
   hyperbolicSoftmax,

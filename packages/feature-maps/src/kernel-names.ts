@@ -31,3 +31,43 @@ export type PositiveFeaturesAttrs = {
 export function hasFusedKernel(name: string): boolean {
   return getKernel(name, getBackend()) !== undefined;
 }
+
+/** Everything a backend's PositiveFeatures kernel needs, from its inputs and attrs. */
+export interface PositiveFeaturesSpec {
+  groups: number;
+  length: number;
+  dim: number;
+  /** m, the projection's columns (m' = 2m when symmetric). */
+  features: number;
+  stabilizer: FeatureStabilizer;
+  symmetric: boolean;
+  halfNormScale: number;
+  logRatio: number;
+  floor: number;
+}
+
+/**
+ * Checks a PositiveFeatures kernel call (x [G, L, d], projection [d, m]) and returns its spec —
+ * shared by the backend packages so that they read inputs and attrs the same way.
+ */
+export function positiveFeaturesSpec(
+  inputs: Partial<Record<keyof PositiveFeaturesInputs, { shape: number[] }>>,
+  attrs: unknown,
+): PositiveFeaturesSpec {
+  const { x, projection } = inputs;
+  if (!x || !projection)
+    throw new Error(`${PositiveFeatures}: inputs x and projection are required`);
+  const a = attrs as PositiveFeaturesAttrs;
+  const [groups, length, dim] = x.shape as [number, number, number];
+  return {
+    groups,
+    length,
+    dim,
+    features: projection.shape[1]!,
+    stabilizer: a.stabilizer,
+    symmetric: a.symmetric,
+    halfNormScale: a.halfNormScale,
+    logRatio: a.logRatio,
+    floor: a.floor,
+  };
+}

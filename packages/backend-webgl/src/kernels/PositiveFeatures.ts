@@ -1,8 +1,4 @@
-import {
-  PositiveFeatures,
-  type PositiveFeaturesAttrs,
-  type PositiveFeaturesInputs,
-} from '@kernel-attention/core';
+import { PositiveFeatures, positiveFeaturesSpec } from '@kernel-attention/core';
 import type { MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
 import {
   getKernel,
@@ -14,7 +10,6 @@ import {
 import {
   FeaturesEpilogueProgram,
   GroupMaxProgram,
-  type PositiveFeaturesSpec,
   RowStatsProgram,
 } from '../positive-features-program.js';
 
@@ -24,22 +19,8 @@ import {
  * four programs where the composite path runs about a dozen.
  */
 const positiveFeatures: KernelFunc = ({ inputs, backend, attrs }) => {
-  const { x, projection } = inputs as PositiveFeaturesInputs;
-  if (!x || !projection) {
-    throw new Error(`${PositiveFeatures}: inputs x and projection are required`);
-  }
-  const a = attrs as unknown as PositiveFeaturesAttrs;
-  const [G, L, d] = x.shape as [number, number, number];
-  const spec: PositiveFeaturesSpec = {
-    groups: G,
-    length: L,
-    dim: d,
-    features: projection.shape[1]!,
-    symmetric: a.symmetric,
-    halfNormScale: a.halfNormScale,
-    logRatio: a.logRatio,
-    floor: a.floor,
-  };
+  const spec = positiveFeaturesSpec(inputs, attrs);
+  const { x, projection } = inputs as { x: TensorInfo; projection: TensorInfo }; // checked by positiveFeaturesSpec
   const gl = backend as MathBackendWebGL;
   const matMul = getKernel('BatchMatMul', 'webgl');
   if (matMul === undefined) throw new Error(`${PositiveFeatures}: webgl has no BatchMatMul kernel`);
@@ -53,9 +34,13 @@ const positiveFeatures: KernelFunc = ({ inputs, backend, attrs }) => {
     temps.push(u);
     const stats = gl.runWebGLProgram(new RowStatsProgram(spec), [u, x], 'float32');
     temps.push(stats);
-    const program = new FeaturesEpilogueProgram(spec, a.stabilizer);
-    if (a.stabilizer !== 'group') return gl.runWebGLProgram(program, [u, stats], 'float32');
-    const groupMax = gl.runWebGLProgram(new GroupMaxProgram(G, L), [stats], 'float32');
+    const program = new FeaturesEpilogueProgram(spec);
+    if (spec.stabilizer !== 'group') return gl.runWebGLProgram(program, [u, stats], 'float32');
+    const groupMax = gl.runWebGLProgram(
+      new GroupMaxProgram(spec.groups, spec.length),
+      [stats],
+      'float32',
+    );
     temps.push(groupMax);
     return gl.runWebGLProgram(program, [u, stats, groupMax], 'float32');
   } finally {

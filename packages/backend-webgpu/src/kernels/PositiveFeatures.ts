@@ -1,40 +1,19 @@
-import {
-  PositiveFeatures,
-  type PositiveFeaturesAttrs,
-  type PositiveFeaturesInputs,
-} from '@kernel-attention/core';
+import { PositiveFeatures, positiveFeaturesSpec } from '@kernel-attention/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import {
-  GroupMaxProgram,
-  PositiveFeaturesProgram,
-  type PositiveFeaturesSpec,
-} from '../positive-features-program.js';
+import { GroupMaxProgram, PositiveFeaturesProgram } from '../positive-features-program.js';
 
 /**
  * x [G, L, d], projection [d, m] → features [G, L, m'] in one program ('row', 'none'); keys with the
  * per-group stabilizer ('group') take three: the row maxima, their maximum per group, the features.
  */
 const positiveFeatures: KernelFunc = ({ inputs, backend, attrs }) => {
-  const { x, projection } = inputs as PositiveFeaturesInputs;
-  if (!x || !projection)
-    throw new Error(`${PositiveFeatures}: inputs x and projection are required`);
-  const a = attrs as unknown as PositiveFeaturesAttrs;
-  const [G, L, d] = x.shape as [number, number, number];
-  const spec: PositiveFeaturesSpec = {
-    groups: G,
-    length: L,
-    dim: d,
-    features: projection.shape[1]!,
-    symmetric: a.symmetric,
-    halfNormScale: a.halfNormScale,
-    logRatio: a.logRatio,
-    floor: a.floor,
-  };
+  const spec = positiveFeaturesSpec(inputs, attrs);
+  const { x, projection } = inputs as { x: TensorInfo; projection: TensorInfo }; // checked by positiveFeaturesSpec
   const gpu = backend as WebGPUBackend;
-  if (a.stabilizer !== 'group') {
+  if (spec.stabilizer !== 'group') {
     return gpu.runWebGPUProgram(
-      new PositiveFeaturesProgram(spec, a.stabilizer),
+      new PositiveFeaturesProgram(spec, spec.stabilizer),
       [x, projection],
       'float32',
     );
@@ -47,7 +26,11 @@ const positiveFeatures: KernelFunc = ({ inputs, backend, attrs }) => {
       'float32',
     );
     temps.push(rowMax);
-    const shift = gpu.runWebGPUProgram(new GroupMaxProgram(G, L), [rowMax], 'float32');
+    const shift = gpu.runWebGPUProgram(
+      new GroupMaxProgram(spec.groups, spec.length),
+      [rowMax],
+      'float32',
+    );
     temps.push(shift);
     return gpu.runWebGPUProgram(
       new PositiveFeaturesProgram(spec, 'group'),

@@ -16,6 +16,7 @@ import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
 import { sinusoids } from '../models/performer-lm/config.js';
+import { applyRotary, dense, gelu, layerNorm, rotateEveryTwo } from '../ops.js';
 
 export interface PerformerAttentionArgs {
   heads: number;
@@ -48,25 +49,6 @@ export interface PerformerAttentionArgs {
 type Kwargs = Record<string, unknown>;
 
 const FEATURE_MAPS = ['positive', 'hyperbolic', 'trig', 'relu', 'elu+1'];
-
-/** Pairs (t0, t1) → (−t1, t0) as a matrix: rotate_every_two(t) = t·R. */
-function rotateEveryTwo(dh: number): tf.Tensor2D {
-  const r = new Float32Array(dh * dh);
-  for (let i = 0; i < dh; i += 2) {
-    r[(i + 1) * dh + i] = -1;
-    r[i * dh + i + 1] = 1;
-  }
-  return tf.tensor2d(r, [dh, dh]);
-}
-
-function matmul3(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
-  const [B, N, d] = x.shape as [number, number, number];
-  return tf.reshape(tf.matMul(tf.reshape(x, [B * N, d]) as tf.Tensor2D, w as tf.Tensor2D), [
-    B,
-    N,
-    w.shape[1]!,
-  ]);
-}
 
 /**
  * Multi-head FAVOR+ attention as a tfjs-layers layer: [B, N, dim] → [B, N, dim]. Projections
@@ -202,22 +184,14 @@ export class PerformerAttention extends layers.Layer {
     const { heads: H, causal, rotary, attention } = this.args;
     const dh = this.dimHead;
     const split = (w: LayerVariable) =>
-      tf.transpose(tf.reshape(matmul3(x, w.read()), [B, N, H, dh]), [0, 2, 1, 3]);
+      tf.transpose(tf.reshape(dense(x, w.read()), [B, N, H, dh]), [0, 2, 1, 3]);
     let q = split(this.wq);
     let k = split(this.wk);
     const v = split(this.wv);
     if (rotary) {
-      const table = tf.tensor2d(sinusoids(N, dh), [N, dh]);
-      const twice = (t: tf.Tensor) =>
-        tf.reshape(tf.tile(tf.reshape(t, [N, dh / 2, 1]), [1, 1, 2]), [N, dh]);
-      const sin = twice(tf.slice(table, [0, 0], [N, dh / 2]));
-      const cos = twice(tf.slice(table, [0, dh / 2], [N, dh / 2]));
+      const rows = tf.tensor2d(sinusoids(N, dh), [N, dh]);
       const R = rotateEveryTwo(dh);
-      const rot = (t: tf.Tensor) =>
-        tf.add(
-          tf.mul(t, cos),
-          tf.mul(tf.reshape(tf.matMul(tf.reshape(t, [-1, dh]), R), t.shape), sin),
-        );
+      const rot = (t: tf.Tensor) => applyRotary(t, rows, R);
       q = rot(q);
       k = rot(k);
     }
@@ -249,7 +223,7 @@ export class PerformerAttention extends layers.Layer {
       phi.dispose?.();
     }
     const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, N, H * dh]);
-    return matmul3(merged, this.wo.read());
+    return dense(merged, this.wo.read());
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
@@ -328,20 +302,14 @@ export class PerformerBlock extends PerformerAttention {
     const training = kwargs?.training === true;
     const drop = (t: tf.Tensor) => (training && this.dropout > 0 ? tf.dropout(t, this.dropout) : t);
     return tf.tidy(() => {
-      const ln = (t: tf.Tensor, g: LayerVariable, b: LayerVariable) => {
-        const { mean, variance } = tf.moments(t, -1, true);
-        return tf.add(
-          tf.mul(tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-5))), g.read()),
-          b.read(),
-        );
-      };
+      const ln = (t: tf.Tensor, g: LayerVariable, b: LayerVariable) =>
+        layerNorm(t, g.read(), b.read());
       const h = tf.add(
         x,
         drop(this.attend(ln(x, this.g1, this.b1n), kwargs?.mask as tf.Tensor | undefined)),
       );
-      const a = tf.add(matmul3(ln(h, this.g2, this.b2n), this.w1.read()), this.b1.read());
-      const gelu = tf.mul(tf.mul(a, 0.5), tf.add(tf.erf(tf.mul(a, Math.SQRT1_2)), 1));
-      return tf.add(h, drop(tf.add(matmul3(gelu, this.w2.read()), this.b2.read())));
+      const a = dense(ln(h, this.g2, this.b2n), this.w1.read(), this.b1.read());
+      return tf.add(h, drop(dense(gelu(a), this.w2.read(), this.b2.read())));
     });
   }
 

@@ -8,6 +8,7 @@ import {
 import { type FeatureMap, positiveSoftmax } from '@kernel-attention/feature-maps';
 import { createRng, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { applyRotary, dense, gelu, layerNorm, rotateEveryTwo } from '../../ops.js';
 import { readSafetensors, readSafetensorsMetadata, writeSafetensors } from '../../safetensors.js';
 import { type PerformerLMConfig, type ResolvedConfig, resolveConfig, sinusoids } from './config.js';
 
@@ -57,24 +58,6 @@ export interface GenerateOptions {
   seed?: number;
   /** Called with each new token and its logits [numTokens] (for streaming). */
   onToken?: (token: number, logits: Float32Array) => void;
-}
-
-const LN_EPS = 1e-5;
-
-function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, LN_EPS))), gamma), beta);
-}
-
-/** GELU with the exact erf (PyTorch's default). */
-function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
-}
-
-function dense(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D | null): tf.Tensor {
-  const lead = x.shape.slice(0, -1);
-  const y = tf.matMul(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, w);
-  return tf.reshape(b ? tf.add(y, b) : y, [...lead, w.shape[1]]);
 }
 
 /**
@@ -162,8 +145,8 @@ export class PerformerLM {
     return new PerformerLM(c, weights);
   }
 
-  /** Checks token ids [B][N] (or an int32 tensor) and returns them as an int32 tensor. */
-  private tokensTensor(fn: string, tokens: number[][] | tf.Tensor2D): tf.Tensor2D {
+  /** Checks token ids [B][N] (or a 2-D tensor of them) and returns them as rows of numbers. */
+  private tokenRows(fn: string, tokens: number[][] | tf.Tensor2D): number[][] {
     const { numTokens, maxSeqLen } = this.config;
     let rows: number[][];
     if (tokens instanceof tf.Tensor) {
@@ -199,22 +182,15 @@ export class PerformerLM {
         }
       }
     }
-    return tf.tensor2d(rows, [rows.length, N], 'int32');
+    return rows;
   }
 
   /** Rotary embedding of t [B, H, N, dh] at positions start … start + N − 1. */
   private rotary(t: tf.Tensor, start: number): tf.Tensor {
     const table = this.weights.rotaryTable;
     if (table === null || this.rotateMatrix === null) return t;
-    const N = t.shape[2]!;
-    const dh = this.config.dimHead;
-    const rows = tf.slice(table, [start, 0], [N, dh]);
-    // each of the dh/2 sin (and cos) values repeated twice: s0 s0 s1 s1 …
-    const twice = (x: tf.Tensor) =>
-      tf.reshape(tf.tile(tf.reshape(x, [N, dh / 2, 1]), [1, 1, 2]), [N, dh]);
-    const sin = twice(tf.slice(rows, [0, 0], [N, dh / 2]));
-    const cos = twice(tf.slice(rows, [0, dh / 2], [N, dh / 2]));
-    return tf.add(tf.mul(t, cos), tf.mul(dense(t, this.rotateMatrix), sin));
+    const rows = tf.slice(table, [start, 0], [t.shape[2]!, this.config.dimHead]);
+    return applyRotary(t, rows, this.rotateMatrix);
   }
 
   /** [B, N, dim] → q, k, v [B, H, N, dh] of one layer (rotary applied to q and k). */
@@ -285,21 +261,20 @@ export class PerformerLM {
     mask: number[][] | tf.Tensor2D | undefined,
     out: (h: tf.Tensor) => tf.Tensor,
   ): tf.Tensor {
-    const ids = this.tokensTensor(fn, tokens);
-    const [B, N] = ids.shape;
-    const rows = ids.arraySync() as number[][]; // the ids in JavaScript, for the embedding's gradient
+    const rows = this.tokenRows(fn, tokens); // kept in JavaScript too, for the embedding's gradient
+    const [B, N] = [rows.length, rows[0]!.length];
     let maskTensor: tf.Tensor2D | undefined;
     if (mask !== undefined) {
       const shape = mask instanceof tf.Tensor ? mask.shape : [mask.length, mask[0]?.length ?? 0];
       const ragged = !(mask instanceof tf.Tensor) && mask.some((r) => r.length !== N);
       if (shape.length !== 2 || shape[0] !== B || shape[1] !== N || ragged) {
-        ids.dispose();
         throw new RangeError(
           `${fn}: mask must have the shape of tokens [${B}, ${N}] (1 keep, 0 pad), got [${shape.join(', ')}]`,
         );
       }
       maskTensor = mask instanceof tf.Tensor ? mask : tf.tensor2d(mask, [B, N]);
     }
+    const ids = tf.tensor2d(rows, [B, N], 'int32');
     const result = tf.tidy(() => {
       let h = this.embed(ids, 0, rows.flat());
       this.weights.layers.forEach((l, i) => {
@@ -364,7 +339,7 @@ export class PerformerLM {
     if (!Array.isArray(prompt) || prompt.length === 0) {
       throw new RangeError(`${fn}: prompt must be a non-empty array of token ids`);
     }
-    this.tokensTensor(fn, [prompt]).dispose(); // validates ids and length
+    this.tokenRows(fn, [prompt]); // validates ids and length
     const { maxNewTokens, temperature = 0, topK, seed = 0 } = opts ?? ({} as GenerateOptions);
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
       throw new RangeError(
@@ -379,10 +354,8 @@ export class PerformerLM {
     if (topK !== undefined && !(Number.isInteger(topK) && topK >= 1)) {
       throw new RangeError(`${fn}: topK must be a positive integer, got ${String(topK)}`);
     }
-    const { heads, dimHead, nbFeatures, maxSeqLen } = this.config;
-    const states = this.weights.layers.map(() =>
-      causalState({ batch: 1, heads, numFeatures: nbFeatures, valueDim: dimHead }),
-    );
+    const { maxSeqLen } = this.config;
+    const states = this.decodingStates();
     const rng = createRng(seed);
     const out = [...prompt];
     try {
@@ -410,11 +383,8 @@ export class PerformerLM {
   /** Logits of each token of `tokens` decoded one step at a time (for tests and streaming use). */
   async stepLogits(tokens: number[]): Promise<Float32Array[]> {
     this.assertRecurrent('PerformerLM.stepLogits');
-    this.tokensTensor('PerformerLM.stepLogits', [tokens]).dispose();
-    const { heads, dimHead, nbFeatures } = this.config;
-    const states = this.weights.layers.map(() =>
-      causalState({ batch: 1, heads, numFeatures: nbFeatures, valueDim: dimHead }),
-    );
+    this.tokenRows('PerformerLM.stepLogits', [tokens]);
+    const states = this.decodingStates();
     const all: Float32Array[] = [];
     try {
       for (let p = 0; p < tokens.length; p++) {
@@ -541,6 +511,14 @@ export class PerformerLM {
     }
   }
 
+  /** One empty recurrent state per layer (batch 1). */
+  private decodingStates(): CausalState[] {
+    const { heads, dimHead, nbFeatures } = this.config;
+    return this.weights.layers.map(() =>
+      causalState({ batch: 1, heads, numFeatures: nbFeatures, valueDim: dimHead }),
+    );
+  }
+
   private assertRecurrent(fn: string): void {
     if (!this.config.causal) {
       throw new Error(
@@ -599,9 +577,18 @@ export class PerformerLM {
 
   /** The weights an optimizer updates (tf.Variables; tensors loaded as constants are left out). */
   trainableVariables(): tf.Variable[] {
+    return this.weightTensors().filter(
+      (t): t is tf.Variable => t instanceof tf.Variable && t.trainable,
+    );
+  }
+
+  /** Every weight tensor (the projections are Float64 matrices, not tensors). */
+  private weightTensors(): tf.Tensor[] {
     const w = this.weights;
     const all: (tf.Tensor | null | undefined)[] = [
       w.tokenEmbedding,
+      w.positionEmbedding,
+      w.rotaryTable,
       w.normGamma,
       w.normBeta,
       w.outWeight,
@@ -611,7 +598,7 @@ export class PerformerLM {
       const { projection: _, ...rest } = l;
       all.push(...(Object.values(rest) as tf.Tensor[]));
     }
-    return all.filter((t): t is tf.Variable => t instanceof tf.Variable && t.trainable);
+    return all.filter((t): t is tf.Tensor => t != null);
   }
 
   /**
@@ -627,7 +614,7 @@ export class PerformerLM {
     if (!same(targets) || !same(weights)) {
       throw new RangeError(`${fn}: targets and weights must have the shape of inputs [${B}][${N}]`);
     }
-    this.tokensTensor(fn, targets).dispose(); // validates the target ids
+    this.tokenRows(fn, targets); // validates the target ids
     return tf.tidy(() => {
       const logits = this.logits(inputs);
       const labels = tf.oneHot(tf.tensor2d(targets, [B, N], 'int32'), this.config.numTokens);
@@ -644,22 +631,7 @@ export class PerformerLM {
   dispose(): void {
     for (const f of this.featureMaps) f.dispose();
     this.rotateMatrix?.dispose();
-    if (!this.ownsWeights) return;
-    const w = this.weights;
-    const tensors: (tf.Tensor | null | undefined)[] = [
-      w.tokenEmbedding,
-      w.positionEmbedding,
-      w.rotaryTable,
-      w.normGamma,
-      w.normBeta,
-      w.outWeight,
-      w.outBias,
-    ];
-    for (const l of w.layers) {
-      const { projection: _, ...rest } = l;
-      tensors.push(...(Object.values(rest) as tf.Tensor[]));
-    }
-    tf.dispose(tensors.filter((t): t is tf.Tensor => t != null));
+    if (this.ownsWeights) tf.dispose(this.weightTensors());
   }
 }
 
@@ -691,16 +663,6 @@ function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D, flatIds: number[]
     };
   });
   return lookup(table) as tf.Tensor3D;
-}
-
-/** R [dh, dh] with t·R = rotate_every_two(t): pairs (t0, t1) → (−t1, t0). */
-function rotateEveryTwo(dh: number): tf.Tensor2D {
-  const r = new Float32Array(dh * dh);
-  for (let i = 0; i < dh; i += 2) {
-    r[(i + 1) * dh + i] = -1; // out[i] = −t[i+1]
-    r[i * dh + i + 1] = 1; // out[i+1] = t[i]
-  }
-  return tf.tensor2d(r, [dh, dh]);
 }
 
 /** Greedy (temperature 0) or sampled next token from logits, restricted to the topK largest. */

@@ -1,0 +1,25 @@
+/** Timing helpers shared by the benches. */
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** Median wall time (ms) of `runs` calls of an async step. */
+export async function medianMs(
+  step: () => Promise<unknown> | unknown,
+  runs: number,
+): Promise<number> {
+  const times: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    await step();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+}
+
+/** Median wall time (ms) of a tensor op, each call waited for (its data read) and freed. */
+export function medianTensorMs(f: () => tf.Tensor, runs: number): Promise<number> {
+  return medianMs(async () => {
+    const out = f();
+    await out.data();
+    out.dispose();
+  }, runs);
+}
