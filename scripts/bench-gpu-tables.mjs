@@ -39,6 +39,19 @@ for (const section of browser.backends) {
       ? `**${section.backend}**: failed — ${section.error.split('\n')[0]}`
       : table(`${section.backend} in headless Chromium`, section.results),
   );
+  if (section.pool) {
+    parts.push(
+      '',
+      `**${section.backend} in headless Chromium: the page alone against the page + one Web Worker (createAttentionPool)**`,
+      '',
+      '| op | L | page alone ms | page + worker ms | speed-up |',
+      '|---|---|---|---|---|',
+      ...section.pool.map(
+        (r) =>
+          `| ${r.op} | ${r.length} | ${ms(r.oneThreadMs)} | ${ms(r.twoThreadsMs)} | ${r.speedup.toFixed(2)}× |`,
+      ),
+    );
+  }
 }
 const text = parts.join('\n');
 if (process.argv.includes('--write')) {

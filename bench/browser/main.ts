@@ -1,7 +1,8 @@
 /**
  * The browser half of `pnpm bench:browser` (src/browser.ts opens this page in headless Chromium):
  * ?backend=webgl|webgpu|wasm&lengths=1024,4096. GPU backends time fused against composite
- * (gpu-cases.ts); wasm, which has no fused kernels, times core's composite FAVOR+ only.
+ * (gpu-cases.ts); wasm, which has no fused kernels, times core's composite FAVOR+, alone and shared
+ * with a Web Worker (createAttentionPool).
  * Publishes window.__bench = { results } or { error }.
  */
 import { kernelConfigs as webglConfigs } from '@kernel-attention/backend-webgl';
@@ -12,7 +13,7 @@ import {
 } from '@kernel-attention/backend-webgpu';
 import { setBrowserWasmPaths, useBackend } from '@kernel-attention/core/testing';
 import type * as tf from '@tensorflow/tfjs-core';
-import { runGpuCases } from '../src/gpu-cases.js';
+import { runGpuCases, runPoolCases } from '../src/gpu-cases.js';
 
 const params = new URLSearchParams(location.search);
 const backend = params.get('backend') ?? 'webgl';
@@ -32,7 +33,9 @@ try {
   if (backend === 'wasm') await setBrowserWasmPaths();
   await useBackend(backend);
   const results = await runGpuCases({ configs: configs[backend] ?? [], lengths, log });
-  w.__bench = { backend, results };
+  // wasm: the page plus one Web Worker (createAttentionPool's browser form) against the page alone
+  const pool = backend === 'wasm' ? await runPoolCases({ lengths, log }) : undefined;
+  w.__bench = { backend, results, ...(pool ? { pool } : {}) };
 } catch (e) {
   w.__bench = { backend, error: String((e as Error)?.stack ?? e) };
 }

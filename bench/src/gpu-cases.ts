@@ -129,3 +129,72 @@ export async function runGpuCases(opts: GpuCaseOptions): Promise<GpuCaseResult[]
   phi.dispose();
   return results;
 }
+
+export interface PoolCaseResult {
+  op: 'favor-causal' | 'favor-bidirectional';
+  length: number;
+  oneThreadMs: number;
+  /** The page and one Web Worker (createAttentionPool, workers: 1), each on tfjs-wasm. */
+  twoThreadsMs: number;
+  speedup: number;
+}
+
+/**
+ * Browser only: FAVOR+ on the page alone against the page plus one Web Worker sharing the
+ * (batch, head) groups (`@kernel-attention/core/parallel`'s browser form), positive softmax
+ * features, the SHAPE above; medians of 3.
+ */
+export async function runPoolCases(opts: {
+  lengths: number[];
+  log?: (line: string) => void;
+}): Promise<PoolCaseResult[]> {
+  const { createAttentionPool } = await import('@kernel-attention/core/parallel');
+  const { browserWasmPaths } = await import('@kernel-attention/core/testing');
+  const { heads: H, dim: d, features: m, valueDim: dv } = SHAPE;
+  // the browser form's options (tsc resolves the Node types of this import; Vite the browser module)
+  const poolOpts = { workers: 1, wasmPaths: await browserWasmPaths() };
+  const pool = await createAttentionPool(poolOpts as Parameters<typeof createAttentionPool>[0]);
+  const projection = gaussianOrthogonal(m, d, { seed: 0 });
+  const phi = positiveSoftmax({ projection });
+  const results: PoolCaseResult[] = [];
+  const medianAsync = async (f: () => Promise<tf.Tensor>) => {
+    (await f()).dispose();
+    const times: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const t0 = performance.now();
+      const out = await f();
+      await out.data();
+      times.push(performance.now() - t0);
+      out.dispose();
+    }
+    return times.sort((a, b) => a - b)[1]!;
+  };
+  for (const L of opts.lengths) {
+    const q = tf.randomNormal([1, H, L, d], 0, 0.5, 'float32', 1);
+    const k = tf.randomNormal([1, H, L, d], 0, 0.5, 'float32', 2);
+    const v = tf.randomNormal([1, H, L, dv], 0, 1, 'float32', 3);
+    for (const causal of [true, false]) {
+      const op = causal ? 'favor-causal' : 'favor-bidirectional';
+      const oneThreadMs = await medianAsync(async () =>
+        favorAttention(q, k, v, { featureMap: phi, causal }),
+      );
+      const twoThreadsMs = await medianAsync(() =>
+        pool.favorAttention(q, k, v, { projection, causal }),
+      );
+      results.push({
+        op,
+        length: L,
+        oneThreadMs,
+        twoThreadsMs,
+        speedup: oneThreadMs / twoThreadsMs,
+      });
+      opts.log?.(
+        `wasm ${op} L=${L}: page alone ${oneThreadMs.toFixed(0)} ms, page + Web Worker ${twoThreadsMs.toFixed(0)} ms, ${(oneThreadMs / twoThreadsMs).toFixed(2)}×`,
+      );
+    }
+    tf.dispose([q, k, v]);
+  }
+  phi.dispose();
+  await pool.close();
+  return results;
+}

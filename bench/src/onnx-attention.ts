@@ -1,7 +1,7 @@
 /**
  * Exact softmax attention as an ONNX model built in code (no model file, no protobuf library):
  * a minimal protobuf writer for the handful of ModelProto fields it needs.
- *   S = MatMul(Q, Transpose(K)) · d^-1/2 (+ causal mask of −1e9 above the diagonal),
+ *   S = MatMul(Q, Transpose(K)) · d^-1/2 (+ causal mask input of −1e9 above the diagonal),
  *   O = MatMul(Softmax(S, axis −1), V);  Q, K [B, H, L, d], V [B, H, L, dv] → O [B, H, L, dv].
  */
 
@@ -82,6 +82,13 @@ function floatTensor(name: string, dims: number[], values: Float32Array): Proto 
   return t.bytesField(9, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
 }
 
+/** The additive causal mask [L, L] fed as the causal graph's `mask` input: −1e9 above the diagonal. */
+export function causalMask(L: number): Float32Array {
+  const mask = new Float32Array(L * L);
+  for (let i = 0; i < L; i++) mask.fill(-1e9, i * L + i + 1, (i + 1) * L);
+  return mask;
+}
+
 /** The serialized ONNX model (opset 17) of exact attention for inputs [B, H, L, d] / [B, H, L, dv]. */
 export function exactAttentionOnnx(opts: {
   batch: number;
@@ -116,12 +123,9 @@ export function exactAttentionOnnx(opts: {
   graph.message(1, node('MatMul', ['P', 'V'], ['O']));
   graph.string(2, 'attention');
   graph.message(5, floatTensor('scale', [], Float32Array.of(1 / Math.sqrt(d))));
-  if (causal) {
-    const mask = new Float32Array(L * L);
-    for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) mask[i * L + j] = -1e9;
-    graph.message(5, floatTensor('mask', [L, L], mask));
-  }
   graph.message(11, valueInfo('Q', [B, H, L, d]));
+  // the causal mask is an input (causalMask below), not an initializer: at L = 16384 it is 1 GB
+  if (causal) graph.message(11, valueInfo('mask', [L, L]));
   graph.message(11, valueInfo('K', [B, H, L, d]));
   graph.message(11, valueInfo('V', [B, H, L, dv]));
   graph.message(12, valueInfo('O', [B, H, L, dv]));

@@ -15,7 +15,19 @@ import {
   DEFAULT_CHUNK_SIZE,
   type LinearAttentionOptions,
 } from './linear-attention.js';
-import { validateChunkSize, validateMask, validateNonNegative, validateQkv } from './validate.js';
+import {
+  dropRows,
+  joinMemory,
+  type PersistentMemory,
+  validateMemory,
+} from './persistent-memory.js';
+import {
+  type AttentionShapes,
+  validateChunkSize,
+  validateMask,
+  validateNonNegative,
+  validateQkv,
+} from './validate.js';
 
 export interface FavorAttentionOptions extends LinearAttentionOptions {
   /** φ: any FeatureMap (positiveSoftmax for FAVOR+, or your own). */
@@ -27,6 +39,11 @@ export interface FavorAttentionOptions extends LinearAttentionOptions {
    * feature tensor and the passes stay cache-sized. Results do not depend on it.
    */
   featureBlockSize?: number;
+  /**
+   * Persistent memory (Sukhbaatar et al. 2019): N learned key/value slots per head, visible to
+   * every query (also when causal). Their features seed the key-value state and the normaliser.
+   */
+  memory?: PersistentMemory;
 }
 
 /** Default featureBlockSize: up to this length one pass is fastest; beyond, passes outgrow the cache. */
@@ -81,50 +98,64 @@ export function favorAttention(
   const denominatorEps = validateNonNegative(fn, opts.denominatorEps, 'denominatorEps');
   const featureBlock =
     validateChunkSize(fn, opts.featureBlockSize, 'featureBlockSize') ?? DEFAULT_FEATURE_BLOCK;
-  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
-  const phi = opts.featureMap;
+  const N = opts.memory === undefined ? 0 : validateMemory(fn, opts.memory, shapes);
   return tf.tidy(() => {
-    const width = safeNumFeatures(phi) ?? Math.max(d, 64);
-    const groups = groupsPerBlock(B * H, Math.max(Lq, Lk), width);
-    return mapGroupBlocks(
-      q,
-      k,
-      v,
-      opts.mask,
-      shapes,
-      groups,
-      ({ size, q: qb, k: kb, v: vb, keep }) => {
-        if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0) {
-          return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
-        }
-        // with a fused bidirectional kernel registered, plain features go to it; else fold on the small side
-        const fusedBi = !causal && hasFusedKernel(BidirectionalLinearAttention);
-        const plain = denominatorEps !== 0; // Σ_f φ(q)_f is needed: no folding of scales or floor
-        if (!causal && !fusedBi && !plain && typeof phi.factoredFeatures === 'function') {
-          // features as scale ⊙ rows + floor: scales and floor go to the small products
-          const fq = phi.factoredFeatures(qb, 'query');
-          const fk = phi.factoredFeatures(kb, 'key');
-          assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
-          const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
-          return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
-            floor: fk.floor,
-            keep,
-            qScale: fq.scale,
-            kScale,
-          });
-        }
-        // bidirectional: add a map's constant floor on the small products, not on every feature
-        const floor =
-          !causal && !fusedBi && !plain && typeof phi.featuresWithoutFloor === 'function'
-            ? (phi.floor ?? 0)
-            : 0;
-        const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
-        let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
-        assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
-        if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
-        return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep, denominatorEps });
-      },
-    );
+    const j = joinMemory(q, k, v, opts.mask, opts.memory!, N, causal);
+    const joined = {
+      ...shapes,
+      queryLength: shapes.queryLength + j.drop,
+      keyLength: shapes.keyLength + N,
+    };
+    const settings = { causal, chunkSize, denominatorEps, featureBlock };
+    return dropRows(favorAll(fn, opts.featureMap, j.q, j.k, j.v, j.mask, joined, settings), j.drop);
+  });
+}
+
+/** favorAttention on checked inputs. */
+function favorAll(
+  fn: string,
+  phi: FeatureMap,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  mask: tf.Tensor | undefined,
+  shapes: AttentionShapes,
+  o: { causal: boolean; chunkSize: number; denominatorEps: number; featureBlock: number },
+): tf.Tensor4D {
+  const { causal, chunkSize, denominatorEps, featureBlock } = o;
+  const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
+  const width = safeNumFeatures(phi) ?? Math.max(d, 64);
+  const groups = groupsPerBlock(B * H, Math.max(Lq, Lk), width);
+  return mapGroupBlocks(q, k, v, mask, shapes, groups, ({ size, q: qb, k: kb, v: vb, keep }) => {
+    if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0) {
+      return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
+    }
+    // with a fused bidirectional kernel registered, plain features go to it; else fold on the small side
+    const fusedBi = !causal && hasFusedKernel(BidirectionalLinearAttention);
+    const plain = denominatorEps !== 0; // Σ_f φ(q)_f is needed: no folding of scales or floor
+    if (!causal && !fusedBi && !plain && typeof phi.factoredFeatures === 'function') {
+      // features as scale ⊙ rows + floor: scales and floor go to the small products
+      const fq = phi.factoredFeatures(qb, 'query');
+      const fk = phi.factoredFeatures(kb, 'key');
+      assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
+      const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
+      return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
+        floor: fk.floor,
+        keep,
+        qScale: fq.scale,
+        kScale,
+      });
+    }
+    // bidirectional: add a map's constant floor on the small products, not on every feature
+    const floor =
+      !causal && !fusedBi && !plain && typeof phi.featuresWithoutFloor === 'function'
+        ? (phi.floor ?? 0)
+        : 0;
+    const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
+    let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
+    assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
+    if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
+    return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep, denominatorEps });
   });
 }
 

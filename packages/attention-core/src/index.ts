@@ -33,6 +33,7 @@ export {
   type LinearAttentionOptions,
   linearAttention,
 } from './linear-attention.js';
+export type { PersistentMemory } from './persistent-memory.js';
 export { type RpeFavorAttentionOptions, rpeFavorAttention } from './rpe-favor-attention.js';
 export { type BackendSelection, DEFAULT_BACKEND_ORDER, selectBackend } from './select-backend.js';
 export { type SoftmaxAttentionOptions, softmaxAttention } from './softmax-attention.js';

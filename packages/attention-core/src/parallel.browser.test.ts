@@ -6,27 +6,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { favorAttention } from './favor-attention.js';
 import { type AttentionPool, createAttentionPool } from './parallel-browser.js';
-import { rand4 } from './testing/index.js';
-
-async function viteWasmPaths(): Promise<Record<string, string>> {
-  const url = async (p: Promise<{ default: string }>) =>
-    new URL((await p).default, location.href).href;
-  return {
-    'tfjs-backend-wasm.wasm': await url(
-      import('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url'),
-    ),
-    'tfjs-backend-wasm-simd.wasm': await url(
-      import('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url'),
-    ),
-    'tfjs-backend-wasm-threaded-simd.wasm': await url(
-      import('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url'),
-    ),
-  };
-}
+import { browserWasmPaths, rand4 } from './testing/index.js';
 
 let pool: AttentionPool;
 beforeAll(async () => {
-  pool = await createAttentionPool({ workers: 2, wasmPaths: await viteWasmPaths() });
+  pool = await createAttentionPool({ workers: 2, wasmPaths: await browserWasmPaths() });
 }, 60_000);
 afterAll(async () => {
   await pool?.close();

@@ -8,19 +8,30 @@ import {
   rangeTaker,
   transposeLast,
 } from './groups.js';
-import { validateMask, validateQkv } from './validate.js';
+import {
+  dropRows,
+  joinMemory,
+  type PersistentMemory,
+  validateMemory,
+} from './persistent-memory.js';
+import { type AttentionShapes, validateMask, validateQkv } from './validate.js';
 
 export interface SoftmaxAttentionOptions {
   causal?: boolean;
   /** [B, Lk] padding mask, 1 keep, 0 pad. */
   mask?: tf.Tensor;
+  /**
+   * Persistent memory (Sukhbaatar et al. 2019): N learned key/value slots per head, in one joint
+   * softmax with the context, visible to every query (also when causal).
+   */
+  memory?: PersistentMemory;
 }
 
 /**
  * Exact softmax attention, the reference FAVOR+ estimates:
  *   out_i = Σ_j softmax_j(q_i·k_j/√d) v_j
- * over the keys query i may see (j ≤ i when causal; padded keys never). A query that sees no
- * key gives 0. Computed per (batch, head) group in blocks of query rows, so memory holds at most
+ * over the keys query i may see (j ≤ i when causal; padded keys never; every persistent-memory
+ * slot always). A query that sees no key gives 0. Computed per (batch, head) group in blocks of query rows, so memory holds at most
  * a rows×Lk score block, never B·H·Lq·Lk.
  *
  * q [B, H, Lq, d], k [B, H, Lk, d], v [B, H, Lk, dv] → [B, H, Lq, dv].
@@ -43,37 +54,56 @@ export function softmaxAttention(
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
+  const N = opts.memory === undefined ? 0 : validateMemory(fn, opts.memory, shapes);
+  return tf.tidy(() => {
+    const j = joinMemory(q, k, v, opts.mask, opts.memory!, N, causal);
+    const joined = {
+      ...shapes,
+      queryLength: shapes.queryLength + j.drop,
+      keyLength: shapes.keyLength + N,
+    };
+    return dropRows(attendAll(j.q, j.k, j.v, j.mask, joined, causal), j.drop);
+  });
+}
+
+/** softmaxAttention on checked inputs. */
+function attendAll(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  mask: tf.Tensor | undefined,
+  shapes: AttentionShapes,
+  causal: boolean,
+): tf.Tensor4D {
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
   const scale = 1 / Math.sqrt(d);
-  return tf.tidy(() =>
-    mapGroupBlocks(
-      q,
-      k,
-      v,
-      opts.mask,
-      shapes,
-      groupsPerBlock(B * H, Lq, Lk),
-      ({ size, q: qb, k: kb, v: vb, keep }) => {
-        // takers made once per group block: each reads its source out of the heap at most once
-        const takeKT = rangeTaker(transposeLast(kb), 2); // [G, d, Lk]
-        const takeVb = rangeTaker(vb, 1);
-        const takeKeep = keep === null ? null : rangeTaker(tf.reshape(keep, [size, 1, Lk]), 2);
-        const keys: GroupKeys = {
-          kT: (n) => takeKT(0, n),
-          v: (n) => takeVb(0, n),
-          keep: takeKeep === null ? null : (n) => takeKeep(0, n),
-          length: Lk,
-        };
-        const takeRows = rangeTaker(qb, 1);
-        const rows = Math.max(1, Math.min(Lq, Math.floor(BLOCK_BUDGET / (size * Lk))));
-        const parts: tf.Tensor[] = [];
-        for (let r0 = 0; r0 < Lq; r0 += rows) {
-          const R = Math.min(rows, Lq - r0);
-          parts.push(tf.tidy(() => attendRows(takeRows(r0, R), keys, causal ? r0 : null, scale)));
-        }
-        return parts.length === 1 ? parts[0]! : tf.concat(parts, 1);
-      },
-    ),
+  return mapGroupBlocks(
+    q,
+    k,
+    v,
+    mask,
+    shapes,
+    groupsPerBlock(B * H, Lq, Lk),
+    ({ size, q: qb, k: kb, v: vb, keep }) => {
+      // takers made once per group block: each reads its source out of the heap at most once
+      const takeKT = rangeTaker(transposeLast(kb), 2); // [G, d, Lk]
+      const takeVb = rangeTaker(vb, 1);
+      const takeKeep = keep === null ? null : rangeTaker(tf.reshape(keep, [size, 1, Lk]), 2);
+      const keys: GroupKeys = {
+        kT: (n) => takeKT(0, n),
+        v: (n) => takeVb(0, n),
+        keep: takeKeep === null ? null : (n) => takeKeep(0, n),
+        length: Lk,
+      };
+      const takeRows = rangeTaker(qb, 1);
+      const rows = Math.max(1, Math.min(Lq, Math.floor(BLOCK_BUDGET / (size * Lk))));
+      const parts: tf.Tensor[] = [];
+      for (let r0 = 0; r0 < Lq; r0 += rows) {
+        const R = Math.min(rows, Lq - r0);
+        parts.push(tf.tidy(() => attendRows(takeRows(r0, R), keys, causal ? r0 : null, scale)));
+      }
+      return parts.length === 1 ? parts[0]! : tf.concat(parts, 1);
+    },
   );
 }
 

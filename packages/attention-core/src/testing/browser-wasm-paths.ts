@@ -1,11 +1,12 @@
 /**
  * In a browser bundled by Vite, tfjs-backend-wasm fetches its .wasm files: this serves them through
- * Vite (`?url` imports) and tells tfjs where they are. Call before useBackend('wasm').
+ * Vite (`?url` imports) as absolute URLs (usable from Web Workers too, e.g. as createAttentionPool's
+ * `wasmPaths`).
  */
-export async function setBrowserWasmPaths(): Promise<void> {
-  const { setWasmPaths } = await import('@tensorflow/tfjs-backend-wasm');
-  const url = async (p: Promise<{ default: string }>) => (await p).default;
-  setWasmPaths({
+export async function browserWasmPaths(): Promise<Record<string, string>> {
+  const url = async (p: Promise<{ default: string }>) =>
+    new URL((await p).default, location.href).href;
+  return {
     'tfjs-backend-wasm.wasm': await url(
       import('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url'),
     ),
@@ -15,5 +16,11 @@ export async function setBrowserWasmPaths(): Promise<void> {
     'tfjs-backend-wasm-threaded-simd.wasm': await url(
       import('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url'),
     ),
-  });
+  };
+}
+
+/** Tells tfjs-backend-wasm where Vite serves its .wasm files. Call before useBackend('wasm'). */
+export async function setBrowserWasmPaths(): Promise<void> {
+  const { setWasmPaths } = await import('@tensorflow/tfjs-backend-wasm');
+  setWasmPaths(await browserWasmPaths());
 }

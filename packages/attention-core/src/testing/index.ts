@@ -1,8 +1,9 @@
 export { predictedFavorMse } from './accuracy.js';
 export { requestedBackend, useBackend } from './backends.js';
-export { setBrowserWasmPaths } from './browser-wasm-paths.js';
+export { browserWasmPaths, setBrowserWasmPaths } from './browser-wasm-paths.js';
 export { runFusedFeaturesSuite } from './fused-features-suite.js';
 export {
+  expectGradientsMatchFiniteDifferences,
   expectNoLeak,
   type KnownGap,
   type ParitySuiteOptions,

@@ -54,7 +54,7 @@ export interface ParitySuiteOptions {
  * Checks tf.grads of `loss` at `inputs` against central finite differences (step h) at a few
  * entries of each input: |fd − g| < 2e-2·(1 + |fd|), a float32-sized tolerance for h = 1e-2.
  */
-async function expectGradientsMatchFiniteDifferences(
+export async function expectGradientsMatchFiniteDifferences(
   loss: (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor,
   inputs: [tf.Tensor, tf.Tensor, tf.Tensor],
   entries: (size: number) => number[],
@@ -732,6 +732,56 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
           },
         );
       }
+    });
+
+    describe('persistent memory', () => {
+      /** [M; X]: the [H, N, ·] memory repeated for each batch item, before the context. */
+      const joined = (m: tf.Tensor, x: tf.Tensor) =>
+        tf.concat([tf.broadcastTo(tf.expandDims(m, 0), [x.shape[0]!, ...m.shape]), x], 2);
+      check(
+        'softmax and FAVOR+ with memory slots equal the naive references (every query sees the memory)',
+        async () => {
+          const [L, N, d] = [19, 3, 8];
+          const w = gaussianOrthogonal(16, d, { seed: 120 });
+          const phi = positiveSoftmax({ projection: w, eps: 1e-4 });
+          await scoped(async () => {
+            const q = rand4([2, 2, L, d], 121, 0.6);
+            const k = rand4([2, 2, L, d], 122, 0.6);
+            const v = rand4([2, 2, L, 3], 123);
+            const memory = {
+              keys: tf.tensor3d(randomArray([2, N, d], 124, 0.6), [2, N, d]),
+              values: tf.tensor3d(randomArray([2, N, 3], 125), [2, N, 3]),
+            };
+            const maskRows = [
+              Array(L).fill(1),
+              Array.from({ length: L }, (_, j) => (j > 15 ? 0 : 1)),
+            ];
+            const mask = tf.tensor2d(maskRows);
+            const [kj, vj] = [
+              await arr(joined(memory.keys, k)),
+              await arr(joined(memory.values, v)),
+            ];
+            favorAttention(q, k, v, { featureMap: phi }); // warm the projection cache
+            for (const causal of [false, true]) {
+              const out = expectNoLeak(() => softmaxAttention(q, k, v, { causal, mask, memory }));
+              const ref = naiveSoftmaxAttention(await arr(q), kj, vj, {
+                causal,
+                memory: N,
+                mask: maskRows.map((r) => [...Array(N).fill(1), ...r]),
+              });
+              expect(maxRelativeError(await arr(out), ref)).toBeLessThan(tol);
+              const fav = expectNoLeak(() =>
+                favorAttention(q, k, v, { featureMap: phi, causal, memory, chunkSize: 8 }),
+              );
+              const qf = naivePositiveFeatures(await arr(q), w, 'query', 1e-4);
+              const kf = naivePositiveFeatures(kj, w, 'key', 1e-4);
+              const favRef = naiveLinearAttention(qf, kf, vj, { causal, memory: N });
+              expect(maxRelativeError(await arr(fav), favRef)).toBeLessThan(10 * tol);
+            }
+          });
+          phi.dispose();
+        },
+      );
     });
 
     describe('bad input', () => {

@@ -10,6 +10,11 @@ export interface ReferenceOptions {
   mask?: number[][];
   /** [H][2L − 1]: every weight w_ij is multiplied by exp(b[h][j − i + L − 1]) (relative positions). */
   relativeBias?: number[][];
+  /**
+   * The first `memory` keys are persistent-memory slots: visible to every query, also when causal
+   * (key j ≥ memory is context position j − memory). Default 0.
+   */
+  memory?: number;
 }
 
 /** out_i = Σ_j w_ij v_j / Σ_j w_ij over visible j, 0 if no visible key; w from `weight`. */
@@ -24,8 +29,10 @@ function weightedAverage(
     qb.map((qh, h) =>
       qh.map((qi, i) => {
         const kRows = k[b]![h]!;
+        const M = opts.memory ?? 0;
         const visible = kRows.map(
-          (_, j) => (!opts.causal || j <= i) && (opts.mask ? opts.mask[b]![j] !== 0 : true),
+          (_, j) =>
+            j < M || ((!opts.causal || j - M <= i) && (opts.mask ? opts.mask[b]![j] !== 0 : true)),
         );
         let w = weights(qi, kRows, visible);
         const bias = opts.relativeBias?.[h];
