@@ -99,11 +99,29 @@ export function groupsPerBlock(totalGroups: number, length: number, width: numbe
   return Math.max(1, Math.min(totalGroups, Math.floor(BLOCK_BUDGET / Math.max(1, length * width))));
 }
 
-/** Mask rows [G, L, 1] (float 0/1) for groups g0..g0+G−1 of a [B, L] mask with H heads per batch. */
-export function maskForGroups(mask: tf.Tensor, g0: number, G: number, heads: number): tf.Tensor3D {
-  const batchOf = Int32Array.from({ length: G }, (_, i) => Math.floor((g0 + i) / heads));
+/**
+ * Mask rows [G, L, 1] (float 0/1) for groups g0..g0+G−1 of a [B, L] mask with H heads per batch;
+ * with `binary` false, the rows of any float [B, L] tensor as they are.
+ */
+export function maskForGroups(
+  mask: tf.Tensor,
+  g0: number,
+  G: number,
+  heads: number,
+  binary = true,
+): tf.Tensor3D {
   const m = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
-  const keep = tf.cast(tf.notEqual(m, 0), 'float32');
+  const keep = binary ? tf.cast(tf.notEqual(m, 0), 'float32') : m;
+  if (!binary) {
+    // a differentiable row pick (broadcast + slice): tfjs-wasm cannot differentiate gather
+    const [B, L] = keep.shape as [number, number];
+    const rows = tf.reshape(tf.broadcastTo(tf.reshape(keep, [B, 1, L]), [B, heads, L]), [
+      B * heads,
+      L,
+    ]);
+    return tf.reshape(tf.slice(rows, [g0, 0], [G, L]), [G, L, 1]) as tf.Tensor3D;
+  }
+  const batchOf = Int32Array.from({ length: G }, (_, i) => Math.floor((g0 + i) / heads));
   return tf.expandDims(tf.gather(keep, tf.tensor1d(batchOf, 'int32'), 0), 2) as tf.Tensor3D;
 }
 
@@ -198,3 +216,14 @@ export function mapGroupBlocks(
 
 /** "Minus infinity" for a running max of log-scales that stays finite in exp(a − b). */
 export const NO_KEY_YET = -3e38;
+
+/**
+ * Softmax over the last axis where `allowed` (0/1, broadcastable to scores) is 1: exp(s − max over
+ * allowed) on allowed entries, normalised; rows with nothing allowed give all zeros.
+ */
+export function maskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor): tf.Tensor {
+  const allowedB = tf.cast(tf.broadcastTo(allowed, scores.shape), 'bool');
+  const masked = tf.where(allowedB, scores, tf.fill(scores.shape, -3e38));
+  const e = tf.mul(tf.exp(tf.sub(masked, tf.max(masked, -1, true))), tf.cast(allowedB, 'float32'));
+  return tf.div(e, tf.maximum(tf.sum(e, -1, true), 1e-30));
+}

@@ -14,6 +14,13 @@ export {
 } from './combiner-attention.js';
 export { type FavorAttentionOptions, favorAttention } from './favor-attention.js';
 export {
+  type GatedAttentionOptions,
+  type GatedAttentionResult,
+  type GateMode,
+  gatedAttention,
+  relaxedGates,
+} from './gated-attention.js';
+export {
   BidirectionalLinearAttention,
   type BidirectionalLinearAttentionAttrs,
   type BidirectionalLinearAttentionInputs,
@@ -34,6 +41,11 @@ export {
   linearAttention,
 } from './linear-attention.js';
 export type { PersistentMemory } from './persistent-memory.js';
+export {
+  clippedRelativePositions,
+  type RelationAwareAttentionOptions,
+  relationAwareAttention,
+} from './relation-aware-attention.js';
 export { type RpeFavorAttentionOptions, rpeFavorAttention } from './rpe-favor-attention.js';
 export { type BackendSelection, DEFAULT_BACKEND_ORDER, selectBackend } from './select-backend.js';
 export { type SoftmaxAttentionOptions, softmaxAttention } from './softmax-attention.js';

@@ -5,6 +5,8 @@ import {
   groupMatMul,
   groupsPerBlock,
   mapGroupBlocks,
+  maskedSoftmax,
+  maskForGroups,
   rangeTaker,
   transposeLast,
 } from './groups.js';
@@ -66,14 +68,18 @@ export function softmaxAttention(
   });
 }
 
-/** softmaxAttention on checked inputs. */
-function attendAll(
+/**
+ * softmaxAttention on checked inputs. `keyBias` [B, Lk] (optional) is added to every score of key
+ * j — a per-key log weight (gatedAttention's log g_j); keys it must exclude are masked instead.
+ */
+export function attendAll(
   q: tf.Tensor,
   k: tf.Tensor,
   v: tf.Tensor,
   mask: tf.Tensor | undefined,
   shapes: AttentionShapes,
   causal: boolean,
+  keyBias?: tf.Tensor,
 ): tf.Tensor4D {
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
   const scale = 1 / Math.sqrt(d);
@@ -84,15 +90,20 @@ function attendAll(
     mask,
     shapes,
     groupsPerBlock(B * H, Lq, Lk),
-    ({ size, q: qb, k: kb, v: vb, keep }) => {
+    ({ g0, size, q: qb, k: kb, v: vb, keep }) => {
       // takers made once per group block: each reads its source out of the heap at most once
       const takeKT = rangeTaker(transposeLast(kb), 2); // [G, d, Lk]
       const takeVb = rangeTaker(vb, 1);
       const takeKeep = keep === null ? null : rangeTaker(tf.reshape(keep, [size, 1, Lk]), 2);
+      const takeBias =
+        keyBias === undefined
+          ? null
+          : rangeTaker(tf.reshape(maskForGroups(keyBias, g0, size, H, false), [size, 1, Lk]), 2);
       const keys: GroupKeys = {
         kT: (n) => takeKT(0, n),
         v: (n) => takeVb(0, n),
         keep: takeKeep === null ? null : (n) => takeKeep(0, n),
+        bias: takeBias === null ? null : (n) => takeBias(0, n),
         length: Lk,
       };
       const takeRows = rangeTaker(qb, 1);
@@ -114,7 +125,10 @@ interface GroupKeys {
   /** [G, n, dv] */
   v: (n: number) => tf.Tensor;
   /** [G, 1, n] keep mask, or null */
+
   keep: ((n: number) => tf.Tensor) | null;
+  /** [G, 1, n] additive per-key score bias, or null */
+  bias: ((n: number) => tf.Tensor) | null;
   length: number;
 }
 
@@ -133,7 +147,8 @@ function attendRows(
   const visible = causalOffset === null ? keys.length : Math.min(keys.length, causalOffset + R);
   const vv = keys.v(visible);
   const keepV = keys.keep === null ? null : keys.keep(visible);
-  const scores = tf.mul(groupMatMul(qr, keys.kT(visible)), scale); // [G, R, visible]
+  let scores = tf.mul(groupMatMul(qr, keys.kT(visible)), scale); // [G, R, visible]
+  if (keys.bias !== null) scores = tf.add(scores, keys.bias(visible));
   if (causalOffset !== null && keepV === null) {
     // causal without padding: every row sees at least its own key, so an additive −1e30 bias on
     // the future and tfjs's fused softmax are exact (exp underflows to 0 on the biased entries)
@@ -147,12 +162,6 @@ function attendRows(
       allowed === null ? tf.reshape(visibleNow, [1, R, visible]) : tf.mul(allowed, visibleNow);
   }
   if (allowed === null) return groupMatMul(tf.reshape(tf.softmax(scores), [G, R, visible]), vv);
-  // masked softmax: exp(s − max over allowed) on allowed entries, normalised; rows with nothing allowed → 0
-  const big = tf.fill(scores.shape, -3e38);
-  const allowedB = tf.cast(tf.broadcastTo(allowed, scores.shape), 'bool');
-  const masked = tf.where(allowedB, scores, big);
-  const e = tf.mul(tf.exp(tf.sub(masked, tf.max(masked, -1, true))), tf.cast(allowedB, 'float32'));
-  const z = tf.sum(e, -1, true);
-  const p = tf.div(e, tf.maximum(z, 1e-30));
-  return groupMatMul(p, vv);
+  // masked softmax: rows with nothing allowed → 0
+  return groupMatMul(maskedSoftmax(scores, allowed), vv);
 }

@@ -21,6 +21,7 @@ export {
   naiveCombinerAttention,
   naiveLinearAttention,
   naivePositiveFeatures,
+  naiveRelationAwareAttention,
   naiveSoftmaxAttention,
   type ReferenceOptions,
 } from './reference.js';

@@ -10,7 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { causalState, favorCausalStep, linearCausalStep } from '../causal-state.js';
 import { combinerAttention } from '../combiner-attention.js';
 import { favorAttention } from '../favor-attention.js';
+import { gatedAttention, relaxedGates } from '../gated-attention.js';
 import { linearAttention } from '../linear-attention.js';
+import { relationAwareAttention } from '../relation-aware-attention.js';
 import { rpeFavorAttention } from '../rpe-favor-attention.js';
 import { softmaxAttention } from '../softmax-attention.js';
 import { defaultToeplitzMethod, toeplitzMatmul } from '../toeplitz.js';
@@ -21,6 +23,7 @@ import {
   naiveCombinerAttention,
   naiveLinearAttention,
   naivePositiveFeatures,
+  naiveRelationAwareAttention,
   naiveSoftmaxAttention,
 } from './reference.js';
 
@@ -780,6 +783,103 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
             }
           });
           phi.dispose();
+        },
+      );
+    });
+
+    describe('gatedAttention', () => {
+      check(
+        'hard gates equal attention over the open keys; relaxed gates weight keys by g (softmax and FAVOR+)',
+        async () => {
+          const [L, d] = [17, 6];
+          const w = gaussianOrthogonal(16, d, { seed: 130 });
+          const phi = positiveSoftmax({ projection: w, eps: 1e-4 });
+          await scoped(async () => {
+            const q = rand4([2, 2, L, d], 131, 0.6);
+            const k = rand4([2, 2, L, d], 132, 0.6);
+            const v = rand4([2, 2, L, 3], 133);
+            const p = Array.from({ length: 2 }, (_, b) =>
+              Array.from({ length: L }, (_, j) => ((b * 7 + j * 5) % 11) / 10),
+            );
+            const gates = tf.tensor2d(p);
+            favorAttention(q, k, v, { featureMap: phi }); // warm the projection cache
+            const [qa, ka, va] = [await arr(q), await arr(k), await arr(v)];
+            for (const causal of [false, true]) {
+              // hard: keys with p > 1/2 only — the reference masks the others
+              const open = p.map((row) => row.map((x) => (x > 0.5 ? 1 : 0)));
+              const hard = expectNoLeak(() =>
+                gatedAttention(q, k, v, { gates, mode: 'hard', causal }),
+              );
+              const ref = naiveSoftmaxAttention(qa, ka, va, { causal, mask: open });
+              expect(maxRelativeError(await arr(hard), ref)).toBeLessThan(tol);
+              // relaxed with FAVOR+: key features scaled by the sampled gates
+              const g = (await relaxedGates(gates, 0.5, 9).array()) as number[][];
+              const soft = expectNoLeak(() =>
+                gatedAttention(q, k, v, {
+                  gates,
+                  mode: 'relaxed',
+                  seed: 9,
+                  causal,
+                  featureMap: phi,
+                }),
+              );
+              const qf = naivePositiveFeatures(qa, w, 'query', 1e-4);
+              const kf = naivePositiveFeatures(ka, w, 'key', 1e-4).map((kb, b) =>
+                kb.map((kh) => kh.map((row, j) => row.map((x) => x * g[b]![j]!))),
+              );
+              const softRef = naiveLinearAttention(qf, kf, va, { causal });
+              expect(maxRelativeError(await arr(soft), softRef)).toBeLessThan(10 * tol);
+            }
+          });
+          phi.dispose();
+        },
+      );
+    });
+
+    describe('relationAwareAttention', () => {
+      check(
+        'equals the naive [L, L, d] form (per-pair relation ids, padding, causal and bidirectional)',
+        async () => {
+          const [L, d, R] = [11, 4, 4];
+          await scoped(async () => {
+            const q = rand4([2, 2, L, d], 141, 0.7);
+            const k = rand4([2, 2, L, d], 142, 0.7);
+            const v = rand4([2, 2, L, 3], 143);
+            const ids = Array.from({ length: 2 }, (_, b) =>
+              Array.from({ length: L }, (_, i) =>
+                Array.from({ length: L }, (_, j) => (b + 3 * i + 5 * j) % R),
+              ),
+            );
+            const relations = tf.tensor3d(ids, [2, L, L], 'int32');
+            const relationKeys = tf.tensor2d(randomArray([R, d], 144, 0.7), [R, d]);
+            const relationValues = tf.tensor2d(randomArray([R, 3], 145), [R, 3]);
+            const maskRows = [
+              Array(L).fill(1),
+              Array.from({ length: L }, (_, j) => (j > 7 ? 0 : 1)),
+            ];
+            const mask = tf.tensor2d(maskRows);
+            for (const causal of [false, true]) {
+              const out = expectNoLeak(() =>
+                relationAwareAttention(q, k, v, {
+                  relations,
+                  relationKeys,
+                  relationValues,
+                  mask,
+                  causal,
+                }),
+              );
+              const ref = naiveRelationAwareAttention(
+                await arr(q),
+                await arr(k),
+                await arr(v),
+                ids,
+                (await relationKeys.array()) as number[][],
+                (await relationValues.array()) as number[][],
+                { causal, mask: maskRows },
+              );
+              expect(maxRelativeError(await arr(out), ref)).toBeLessThan(tol);
+            }
+          });
         },
       );
     });

@@ -265,3 +265,45 @@ export function naiveCombinerAttention(
     }),
   );
 }
+
+/**
+ * Relation-aware attention in its naive form (Shaw et al. 2018), the [Lq, Lk, d] tensors of
+ * per-pair keys k_j + a^K_{r_ij} and values v_j + a^V_{r_ij} built out in full:
+ *   e_ij = q_i·(k_j + a^K_{r_ij})/√d,  out_i = Σ_j softmax_j(e)_ij (v_j + a^V_{r_ij}).
+ * relations [B][Lq][Lk] ids; relationKeys [R][d]; relationValues [R][dv].
+ */
+export function naiveRelationAwareAttention(
+  q: Array4,
+  k: Array4,
+  v: Array4,
+  relations: number[][][],
+  relationKeys: number[][],
+  relationValues: number[][],
+  opts: { causal?: boolean; mask?: number[][] } = {},
+): Array4 {
+  return q.map((qb, b) =>
+    qb.map((qh, h) =>
+      qh.map((qi, i) => {
+        const keys = k[b]![h]!.map((kj, j) =>
+          kj.map((x, t) => x + relationKeys[relations[b]![i]![j]!]![t]!),
+        );
+        const vals = v[b]![h]!.map((vj, j) =>
+          vj.map((x, t) => x + relationValues[relations[b]![i]![j]!]![t]!),
+        );
+        const visible = keys.map(
+          (_, j) => (!opts.causal || j <= i) && (opts.mask ? opts.mask[b]![j] !== 0 : true),
+        );
+        const s = keys.map(
+          (kj) => kj.reduce((a, x, t) => a + x * qi[t]!, 0) / Math.sqrt(qi.length),
+        );
+        const max = Math.max(...s.filter((_, j) => visible[j]), Number.NEGATIVE_INFINITY);
+        const w = s.map((x, j) => (visible[j] ? Math.exp(x - max) : 0));
+        const z = w.reduce((a, x) => a + x, 0);
+        const dv = vals[0]!.length;
+        return Array.from({ length: dv }, (_, t) =>
+          z === 0 ? 0 : w.reduce((a, wj, j) => a + wj * vals[j]![t]!, 0) / z,
+        );
+      }),
+    ),
+  );
+}
