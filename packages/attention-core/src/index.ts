@@ -1,4 +1,10 @@
 export {
+  type BayesianAttentionOptions,
+  type BayesianAttentionResult,
+  bayesianAttention,
+  klWeibullGamma,
+} from './bayesian-attention.js';
+export {
   type CausalState,
   type CausalStateOptions,
   type CausalStepOptions,
