@@ -120,7 +120,28 @@ it('rejects bad configuration', () => {
   );
   expect(
     () => new PerformerBlock({ heads: 2, nbFeatures: 16, attention: 'linear' as 'favor' }),
-  ).toThrow(/attention must be 'favor', 'softmax', 'rpe' or 'combiner', got "linear"/);
+  ).toThrow(
+    /attention must be one of favor, softmax, rpe, combiner, gated, relation, bayesian, got "linear"/,
+  );
+  expect(
+    () =>
+      new PerformerBlock({
+        heads: 2,
+        nbFeatures: 16,
+        attention: 'rpe',
+        maxLength: 8,
+        memorySlots: 2,
+      }),
+  ).toThrow(/memorySlots is for attention 'favor' or 'softmax', got attention "rpe"/);
+  expect(() => new PerformerBlock({ heads: 2, nbFeatures: 16, memorySlots: -1 })).toThrow(
+    /memorySlots must be an integer >= 0, got -1/,
+  );
+  expect(() => new PerformerBlock({ heads: 2, nbFeatures: 16, klWeight: -1 })).toThrow(
+    /klWeight must be a finite number >= 0, got -1/,
+  );
+  expect(() => new PerformerBlock({ heads: 2, nbFeatures: 16, weibullShape: 0 })).toThrow(
+    /weibullShape must be a finite number > 0, got 0/,
+  );
   expect(
     () => new PerformerBlock({ heads: 2, nbFeatures: 16, featureMap: 'cos' as 'trig' }),
   ).toThrow(/featureMap must be one of/);
@@ -144,6 +165,11 @@ it.each([
   { attention: 'rpe', featureMap: 'positive', maxLength: 12 },
   { attention: 'combiner', combinerVariant: 'logsparse' },
   { attention: 'softmax' },
+  { attention: 'softmax', memorySlots: 3 },
+  { attention: 'favor', featureMap: 'positive', memorySlots: 3 },
+  { attention: 'gated' },
+  { attention: 'relation', maxDistance: 3 },
+  { attention: 'bayesian' },
 ] as const)(
   'runs any core mechanism or feature map and round-trips it: $attention $featureMap',
   async (extra) => {
@@ -174,3 +200,52 @@ it.each([
     loaded.dispose();
   },
 );
+
+it('gated and bayesian layers add their auxiliary loss to fit, and train their own weights', async () => {
+  const previous = tf.getBackend();
+  await tf.setBackend('cpu'); // see the fit test above (tfjs-layers' Dense on wasm)
+  for (const attention of ['gated', 'bayesian'] as const) {
+    const block = new PerformerBlock({
+      heads: 2,
+      nbFeatures: 16,
+      seed: 6,
+      attention,
+      causal: true,
+    });
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.inputLayer({ inputShape: [6, 8] }),
+        block,
+        tfl.layers.dense({ units: 1 }),
+      ],
+    });
+    model.compile({ optimizer: tf.train.adam(1e-2), loss: 'meanSquaredError' });
+    const x = tf.randomNormal([8, 6, 8], 0, 1, 'float32', 3);
+    const y = tf.cumsum(tf.slice(x, [0, 0, 0], [8, 6, 1]), 1);
+    const own = attention === 'gated' ? 'gate_kernel' : 'prior_kernel';
+    const weight = () =>
+      block.trainableWeights
+        .find((w) => w.name.includes(own))!
+        .read()
+        .dataSync()
+        .slice();
+    const before = weight();
+    const history = await model.fit(x, y, { epochs: 5, batchSize: 8, verbose: 0 });
+    expect((history.history.loss as number[]).every(Number.isFinite)).toBe(true);
+    const after = weight();
+    expect(Math.max(...after.map((a, i) => Math.abs(a - before[i]!)))).toBeGreaterThan(1e-6);
+    const aux = block.auxiliaryLoss;
+    expect(aux).not.toBeNull();
+    expect(Number.isFinite(aux!.dataSync()[0]!)).toBe(true);
+    expect(aux!.dataSync()[0]!).toBeGreaterThan(0);
+    // inference is deterministic, training samples (relaxed gates / Weibull weights)
+    const [p1, p2] = [model.predict(x) as tf.Tensor, model.predict(x) as tf.Tensor];
+    expect(Array.from(p1.dataSync())).toEqual(Array.from(p2.dataSync()));
+    const t1 = block.apply(x, { training: true }) as tf.Tensor;
+    const t2 = block.apply(x, { training: true }) as tf.Tensor;
+    expect(Array.from(t1.dataSync())).not.toEqual(Array.from(t2.dataSync()));
+    tf.dispose([x, y, p1, p2, t1, t2]);
+    model.dispose();
+  }
+  await tf.setBackend(previous);
+}, 60_000);

@@ -1,7 +1,12 @@
 import {
+  bayesianAttention,
   type CombinerVariant,
+  clippedRelativePositions,
   combinerAttention,
   favorAttention,
+  gatedAttention,
+  type PersistentMemory,
+  relationAwareAttention,
   rpeFavorAttention,
   softmaxAttention,
 } from '@kernel-attention/core';
@@ -29,10 +34,28 @@ export interface PerformerAttentionArgs {
   rotary?: boolean;
   /**
    * The mechanism: 'favor' (default: linear attention on `featureMap`), 'softmax' (exact),
-   * 'rpe' (rpeFavorAttention: FAVOR+ with a learned relative-position bias, needs maxLength) or
-   * 'combiner' (combinerAttention, `combinerVariant`).
+   * 'rpe' (rpeFavorAttention: FAVOR+ with a learned relative-position bias, needs maxLength),
+   * 'combiner' (combinerAttention, `combinerVariant`), 'gated' (gatedAttention under FAVOR+ with a
+   * learned gate network: relaxed gates in training, hard at inference, `gatePenalty`),
+   * 'relation' (relationAwareAttention on clipped relative positions, `maxDistance`) or
+   * 'bayesian' (bayesianAttention: sampled weights in training, `klWeight`).
    */
-  attention?: 'favor' | 'softmax' | 'rpe' | 'combiner';
+  attention?: AttentionKind;
+  /**
+   * Persistent memory slots per head (default 0), learned keys and values visible to every query;
+   * for 'favor' and 'softmax'.
+   */
+  memorySlots?: number;
+  /** 'gated': weight of the gates' sparsity penalty in the training loss (default 0.01). */
+  gatePenalty?: number;
+  /** 'gated': temperature of the relaxed gates (default 0.5). */
+  gateTemperature?: number;
+  /** 'relation': relative distances are clipped to ±maxDistance (default 16). */
+  maxDistance?: number;
+  /** 'bayesian': the Weibull shape k (default 10). */
+  weibullShape?: number;
+  /** 'bayesian': weight of the KL term in the training loss (default 1e-3). */
+  klWeight?: number;
   /** The feature map of 'favor' and 'rpe' (default 'positive', FAVOR+). */
   featureMap?: 'positive' | 'hyperbolic' | 'trig' | 'relu' | 'elu+1';
   /** 'rpe': the longest sequence; the bias weight is [heads, 2·maxLength − 1]. */
@@ -47,6 +70,24 @@ export interface PerformerAttentionArgs {
 }
 
 type Kwargs = Record<string, unknown>;
+
+export type AttentionKind =
+  | 'favor'
+  | 'softmax'
+  | 'rpe'
+  | 'combiner'
+  | 'gated'
+  | 'relation'
+  | 'bayesian';
+const ATTENTION_KINDS: AttentionKind[] = [
+  'favor',
+  'softmax',
+  'rpe',
+  'combiner',
+  'gated',
+  'relation',
+  'bayesian',
+];
 
 const FEATURE_MAPS = ['positive', 'hyperbolic', 'trig', 'relu', 'elu+1'];
 
@@ -71,6 +112,16 @@ export class PerformerAttention extends layers.Layer {
   private wo!: LayerVariable;
   private projection!: LayerVariable;
   private relativeBias: LayerVariable | null = null;
+  private memoryKeys: LayerVariable | null = null;
+  private memoryValues: LayerVariable | null = null;
+  private gateW: LayerVariable | null = null;
+  private gateB: LayerVariable | null = null;
+  private relationKeys: LayerVariable | null = null;
+  private relationValues: LayerVariable | null = null;
+  private priorW: LayerVariable | null = null;
+  /** The last forward pass's weighted auxiliary loss (gate penalty or KL), read by addLoss. */
+  private auxLoss: tf.Scalar | null = null;
+  private calls = 0;
 
   constructor(args: PerformerAttentionArgs) {
     super({ name: args.name, trainable: args.trainable });
@@ -84,9 +135,40 @@ export class PerformerAttention extends layers.Layer {
       }
     }
     const attention = args.attention ?? 'favor';
-    if (!['favor', 'softmax', 'rpe', 'combiner'].includes(attention)) {
+    if (!ATTENTION_KINDS.includes(attention)) {
       throw new RangeError(
-        `${fn}: attention must be 'favor', 'softmax', 'rpe' or 'combiner', got ${JSON.stringify(attention)}`,
+        `${fn}: attention must be one of ${ATTENTION_KINDS.join(', ')}, got ${JSON.stringify(attention)}`,
+      );
+    }
+    const memorySlots = args.memorySlots ?? 0;
+    if (!Number.isInteger(memorySlots) || memorySlots < 0) {
+      throw new RangeError(
+        `${fn}: memorySlots must be an integer >= 0, got ${String(args.memorySlots)}`,
+      );
+    }
+    if (memorySlots > 0 && attention !== 'favor' && attention !== 'softmax') {
+      throw new RangeError(
+        `${fn}: memorySlots is for attention 'favor' or 'softmax', got attention ${JSON.stringify(attention)}`,
+      );
+    }
+    const nonNegative = { gatePenalty: 0.01, klWeight: 1e-3 };
+    for (const [key, dflt] of Object.entries(nonNegative) as [keyof typeof nonNegative, number][]) {
+      const x = args[key] ?? dflt;
+      if (!(Number.isFinite(x) && x >= 0)) {
+        throw new RangeError(
+          `${fn}: ${key} must be a finite number >= 0, got ${String(args[key])}`,
+        );
+      }
+    }
+    for (const key of ['gateTemperature', 'weibullShape'] as const) {
+      const x = args[key] ?? 1;
+      if (!(Number.isFinite(x) && x > 0)) {
+        throw new RangeError(`${fn}: ${key} must be a finite number > 0, got ${String(args[key])}`);
+      }
+    }
+    if (!Number.isInteger(args.maxDistance ?? 16) || (args.maxDistance ?? 16) < 0) {
+      throw new RangeError(
+        `${fn}: maxDistance must be an integer >= 0, got ${String(args.maxDistance)}`,
       );
     }
     if (!FEATURE_MAPS.includes(args.featureMap ?? 'positive')) {
@@ -111,6 +193,12 @@ export class PerformerAttention extends layers.Layer {
       combinerVariant: args.combinerVariant ?? 'fixed',
       seed: args.seed ?? 0,
       featureEps: args.featureEps ?? 1e-4,
+      memorySlots,
+      gatePenalty: args.gatePenalty ?? 0.01,
+      gateTemperature: args.gateTemperature ?? 0.5,
+      maxDistance: args.maxDistance ?? 16,
+      weibullShape: args.weibullShape ?? 10,
+      klWeight: args.klWeight ?? 1e-3,
     };
   }
 
@@ -147,6 +235,48 @@ export class PerformerAttention extends layers.Layer {
         zerosInit(),
       );
     }
+    const { memorySlots, attention, maxDistance } = this.args;
+    const small = (offset: number) =>
+      initializers.randomNormal({ stddev: 0.02, seed: seed + offset });
+    if (memorySlots > 0) {
+      this.memoryKeys = this.addWeight(
+        'memory_keys',
+        [heads, memorySlots, this.dimHead],
+        'float32',
+        small(10),
+      );
+      this.memoryValues = this.addWeight(
+        'memory_values',
+        [heads, memorySlots, this.dimHead],
+        'float32',
+        small(11),
+      );
+    }
+    if (attention === 'gated') {
+      this.gateW = this.addWeight('gate_kernel', [dim, 1], 'float32', small(12));
+      // gates start mostly open: σ(2) ≈ 0.88
+      this.gateB = this.addWeight('gate_bias', [1], 'float32', initializers.constant({ value: 2 }));
+    }
+    if (attention === 'relation') {
+      const R = 2 * maxDistance + 1;
+      this.relationKeys = this.addWeight('relation_keys', [R, this.dimHead], 'float32', small(13));
+      this.relationValues = this.addWeight(
+        'relation_values',
+        [R, this.dimHead],
+        'float32',
+        small(14),
+      );
+    }
+    if (attention === 'bayesian') {
+      this.priorW = this.addWeight('prior_kernel', [this.dimHead, 1], 'float32', small(15));
+    }
+    if (attention === 'gated' || attention === 'bayesian') {
+      // tfjs-layers evaluates layer losses in the same recorded pass as the forward, so the kept
+      // scalar of the last call carries its gradient
+      this.addLoss(() =>
+        this.auxLoss === null || this.auxLoss.isDisposed ? tf.scalar(0) : this.auxLoss,
+      );
+    }
     this.buildExtra(dim);
     this.built = true;
   }
@@ -179,7 +309,7 @@ export class PerformerAttention extends layers.Layer {
    * The attention sublayer: x [B, N, dim] → [B, N, dim]; `mask` [B, N] (from a masking layer such
    * as an Embedding with maskZero): padded keys are not attended to.
    */
-  protected attend(x: tf.Tensor, mask?: tf.Tensor): tf.Tensor {
+  protected attend(x: tf.Tensor, mask?: tf.Tensor, training = false): tf.Tensor {
     const [B, N] = x.shape as [number, number, number];
     const { heads: H, causal, rotary, attention } = this.args;
     const dh = this.dimHead;
@@ -196,9 +326,51 @@ export class PerformerAttention extends layers.Layer {
       k = rot(k);
     }
     const keep = mask === undefined || mask === null ? undefined : tf.cast(mask, 'float32');
+    const memory: PersistentMemory | undefined =
+      this.memoryKeys === null
+        ? undefined
+        : { keys: this.memoryKeys.read(), values: this.memoryValues!.read() };
     let o: tf.Tensor;
     if (attention === 'softmax') {
-      o = softmaxAttention(q, k, v, { causal, mask: keep });
+      o = softmaxAttention(q, k, v, { causal, mask: keep, memory });
+    } else if (attention === 'relation') {
+      o = relationAwareAttention(q, k, v, {
+        relations: clippedRelativePositions(N, this.args.maxDistance),
+        relationKeys: this.relationKeys!.read(),
+        relationValues: this.relationValues!.read(),
+        causal,
+        mask: keep,
+      });
+    } else if (attention === 'bayesian') {
+      const priorLogits = tf.reshape(dense(k, this.priorW!.read()), [B, H, N]);
+      const r = bayesianAttention(q, k, v, {
+        training,
+        shape: this.args.weibullShape,
+        seed: this.args.seed * 100003 + this.calls++,
+        causal,
+        mask: keep,
+        priorLogits,
+      });
+      this.setAuxLoss(tf.mul(r.kl, this.args.klWeight) as tf.Scalar);
+      o = r.output;
+    } else if (attention === 'gated') {
+      const gates = tf.sigmoid(
+        tf.reshape(dense(x, this.gateW!.read(), this.gateB!.read()), [B, N]),
+      );
+      const phi = this.makeFeatureMap();
+      const r = gatedAttention(q, k, v, {
+        gates,
+        mode: training ? 'relaxed' : 'hard',
+        temperature: this.args.gateTemperature,
+        seed: this.args.seed * 100003 + this.calls++,
+        featureMap: phi,
+        causal,
+        mask: keep,
+        returnPenalty: true,
+      });
+      phi.dispose?.();
+      this.setAuxLoss(tf.mul(r.penalty, this.args.gatePenalty) as tf.Scalar);
+      o = r.output;
     } else if (attention === 'combiner') {
       o = combinerAttention(q, k, v, { variant: this.args.combinerVariant, causal, mask: keep });
     } else {
@@ -218,7 +390,7 @@ export class PerformerAttention extends layers.Layer {
         );
         o = rpeFavorAttention(q, k, v, { featureMap: phi, relativeBias, causal, mask: keep });
       } else {
-        o = favorAttention(q, k, v, { featureMap: phi, causal, mask: keep });
+        o = favorAttention(q, k, v, { featureMap: phi, causal, mask: keep, memory });
       }
       phi.dispose?.();
     }
@@ -226,13 +398,35 @@ export class PerformerAttention extends layers.Layer {
     return dense(merged, this.wo.read());
   }
 
+  /** Keeps the auxiliary loss of this forward pass (the previous one is freed). */
+  private setAuxLoss(loss: tf.Scalar): void {
+    this.auxLoss?.dispose();
+    this.auxLoss = tf.keep(loss);
+  }
+
+  /**
+   * The weighted auxiliary loss of the last forward pass ('gated': gatePenalty × the gates'
+   * sparsity penalty; 'bayesian': klWeight × KL), null for the other mechanisms. It is also
+   * registered with addLoss, so `model.fit` adds it to the training loss.
+   */
+  get auxiliaryLoss(): tf.Scalar | null {
+    return this.auxLoss;
+  }
+
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() =>
       this.attend(
         Array.isArray(inputs) ? inputs[0]! : inputs,
         kwargs?.mask as tf.Tensor | undefined,
+        kwargs?.training === true,
       ),
     );
+  }
+
+  override dispose(): ReturnType<layers.Layer['dispose']> {
+    this.auxLoss?.dispose();
+    this.auxLoss = null;
+    return super.dispose();
   }
 
   /** The padding mask passes through unchanged (outputs keep the positions of the inputs). */
@@ -306,7 +500,9 @@ export class PerformerBlock extends PerformerAttention {
         layerNorm(t, g.read(), b.read());
       const h = tf.add(
         x,
-        drop(this.attend(ln(x, this.g1, this.b1n), kwargs?.mask as tf.Tensor | undefined)),
+        drop(
+          this.attend(ln(x, this.g1, this.b1n), kwargs?.mask as tf.Tensor | undefined, training),
+        ),
       );
       const a = dense(ln(h, this.g2, this.b2n), this.w1.read(), this.b1.read());
       return tf.add(h, drop(dense(gelu(a), this.w2.read(), this.b2.read())));
