@@ -101,6 +101,12 @@ export default defineConfig({
       project('backend-webgpu', 'packages/backend-webgpu', webgpuNodeEnv, backendSetup),
       project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
       project('performer', 'packages/performer', { KA_BACKEND: 'wasm' }, backendSetup),
+      // every code example of the docs (README, guides, site pages, TSDoc @example blocks)
+      project('docs:examples', 'apps/docs', { KA_BACKEND: 'wasm' }, backendSetup, [
+        'test/examples.test.ts',
+      ]),
+      // the built site in headless Chromium: the playground on webgpu and webgl against Node
+      project('docs:e2e', 'apps/docs', { KA_BACKEND: 'cpu' }, backendSetup, ['test/e2e.test.ts']),
       browserProject('webgl'),
       browserProject('webgpu'),
       browserProject('wasm'),

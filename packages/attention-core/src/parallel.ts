@@ -68,9 +68,13 @@ async function nodeTransport(url: URL, backend: string): Promise<PoolTransport> 
  *
  * @example
  * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
  * import { createAttentionPool } from '@kernel-attention/core/parallel';
+ * import { gaussianOrthogonal } from '@kernel-attention/random-features';
  * const pool = await createAttentionPool({ workers: 1 });
- * const projection = gaussianOrthogonal(256, 64, { seed: 0 });
+ * const projection = gaussianOrthogonal(64, 16, { seed: 0 });
+ * const q = tf.randomNormal([1, 4, 128, 16], 0, 0.5);
+ * const [k, v] = [q, q];
  * const out = await pool.favorAttention(q, k, v, { projection, causal: true });
  * await pool.close();
  * ```

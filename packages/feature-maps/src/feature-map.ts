@@ -13,9 +13,9 @@ export type FeatureRole = 'query' | 'key';
  * rescales its state when the max grows, which gives exactly the same features.
  */
 export interface KeyParts {
-  /** [..., L, m']: the self-stabilized part of each key's features. */
+  /** `[..., L, m']`: the self-stabilized part of each key's features. */
   base: Tensor;
-  /** [..., L, 1]: log of each key's own scale. */
+  /** `[..., L, 1]`: log of each key's own scale. */
   logScale: Tensor;
   /** Constant added to every feature after scaling (m^-1/2·eps for positive features). */
   floor: number;

@@ -138,7 +138,7 @@ export function expectNoLeak<T extends tf.Tensor>(fn: () => T): T {
  * NaN propagation, leaks and bad input. Call it inside a vitest file with the backend active.
  *
  * @example
- * ```ts
+ * ```ts no-run: defines vitest suites (top level of a test file); every backend's parity.test.ts runs it
  * import { runParitySuite } from '@kernel-attention/core/testing';
  * runParitySuite({ backend: 'wasm' });
  * ```
@@ -915,18 +915,17 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
               expect(maxRelativeError(await arr(noisy.output), ref)).toBeLessThan(1e-3);
               // the KL in Float64 from the same scores (α = β = 1, k = 10)
               let want = 0;
-              qa.forEach((qb, b) =>
-                qb.forEach((qh, h) =>
-                  qh.forEach((qi, i) => {
-                    const vis = ka[b]![h]!.map(
-                      (_, j) => (!causal || j <= i) && maskRows[b]![j] !== 0,
-                    );
-                    const s = ka[b]![h]!.map(
+              for (const [b, qb] of qa.entries()) {
+                for (const [h, qh] of qb.entries()) {
+                  for (const [i, qi] of qh.entries()) {
+                    const kh = ka[b]![h]!;
+                    const vis = kh.map((_, j) => (!causal || j <= i) && maskRows[b]![j] !== 0);
+                    const s = kh.map(
                       (kj) => kj.reduce((a, x, t) => a + x * qi[t]!, 0) / Math.sqrt(d),
                     );
                     const m = Math.max(...s.filter((_, j) => vis[j]));
-                    s.forEach((sj, j) => {
-                      if (!vis[j]) return;
+                    for (const [j, sj] of s.entries()) {
+                      if (!vis[j]) continue;
                       const logLambda = sj - m - lgammaNumber(1.1);
                       want +=
                         0.5772156649015329 / 10 -
@@ -935,10 +934,10 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
                         Math.exp(sj - m) -
                         0.5772156649015329 -
                         1;
-                    });
-                  }),
-                ),
-              );
+                    }
+                  }
+                }
+              }
               const got = (await det.kl.data())[0]!;
               expect(Math.abs(got - want / 2)).toBeLessThan(10 * tol * (1 + Math.abs(want / 2)));
             }

@@ -53,7 +53,13 @@ function progressBar(done: number, total: number, logs: TrainLogs): string {
  *
  * @example
  * ```ts
- * const losses = await train(model, { steps: 500, batch: (s) => copyTaskBatch({ ... , seed: s }) });
+ * import '@tensorflow/tfjs'; // gradient functions
+ * import { PerformerLM, copyTaskBatch, train } from '@kernel-attention/performer';
+ * const model = PerformerLM.create({ numTokens: 8, maxSeqLen: 17, dim: 16, depth: 1, heads: 2, nbFeatures: 8 });
+ * const losses = await train(model, {
+ *   steps: 5, // the copy task needs about 500 to reach 99.9 %
+ *   batch: (s) => copyTaskBatch({ batchSize: 4, length: 8, vocab: 8, seed: s }),
+ * });
  * ```
  */
 export async function train(model: PerformerLM, opts: TrainOptions): Promise<number[]> {

@@ -1,0 +1,63 @@
+import { defineConfig } from 'vitepress';
+
+const guides = [
+  ['Accuracy of FAVOR+', 'accuracy'],
+  ['Relative positions (FFT)', 'relative-positions'],
+  ['Combiner', 'combiner'],
+  ['Persistent memory', 'persistent-memory'],
+  ['Gated attention', 'gated-attention'],
+  ['Relation-aware attention', 'relation-aware'],
+  ['Bayesian attention', 'bayesian-attention'],
+];
+const packages = [
+  ['random-features', 'random-features'],
+  ['feature-maps', 'feature-maps'],
+  ['core', 'core'],
+  ['backend-webgpu', 'backend-webgpu'],
+  ['backend-webgl', 'backend-webgl'],
+  ['performer (model zoo)', 'performer'],
+];
+
+export default defineConfig({
+  title: 'kernel-attention',
+  description:
+    'FAVOR+ and the efficient attention mechanisms of its literature on TensorFlow.js: CPU, WASM, WebGL, WebGPU',
+  cleanUrls: true,
+  head: [['link', { rel: 'icon', href: '/favicon.svg', type: 'image/svg+xml' }]],
+  // the guides are included from the repository's docs/ folder, whose links point into the
+  // repository (bench results, decision notes), not into the site
+  ignoreDeadLinks: true,
+  markdown: { math: false, attrs: { disable: true } },
+  themeConfig: {
+    nav: [
+      { text: 'Getting started', link: '/getting-started' },
+      { text: 'Playground', link: '/playground' },
+      { text: 'Benchmarks', link: '/benchmarks' },
+      { text: 'API', link: '/api/' },
+    ],
+    sidebar: [
+      {
+        text: 'Learn',
+        items: [
+          { text: 'Getting started', link: '/getting-started' },
+          { text: 'The math', link: '/math' },
+          { text: 'Write your own kernel', link: '/write-your-own-kernel' },
+          { text: 'Backends', link: '/backends' },
+          { text: 'Playground', link: '/playground' },
+          { text: 'Benchmarks', link: '/benchmarks' },
+        ],
+      },
+      { text: 'Packages', items: packages.map(([text, p]) => ({ text, link: `/packages/${p}` })) },
+      { text: 'Guides', items: guides.map(([text, g]) => ({ text, link: `/guides/${g}` })) },
+      { text: 'API reference', link: '/api/' },
+    ],
+    search: { provider: 'local' },
+  },
+  vite: {
+    // the workspace packages from their TypeScript sources (no build step for the site)
+    resolve: { conditions: ['@kernel-attention/source', 'browser', 'module', 'import', 'default'] },
+    optimizeDeps: { exclude: ['webgpu'] },
+    server: { fs: { allow: ['../../..'] } },
+    build: { chunkSizeWarningLimit: 4096 },
+  },
+});

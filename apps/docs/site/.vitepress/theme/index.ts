@@ -1,0 +1,12 @@
+import type { Theme } from 'vitepress';
+import DefaultTheme from 'vitepress/theme';
+import BenchCharts from './BenchCharts.vue';
+import Playground from './Playground.vue';
+
+export default {
+  extends: DefaultTheme,
+  enhanceApp({ app }) {
+    app.component('Playground', Playground);
+    app.component('BenchCharts', BenchCharts);
+  },
+} satisfies Theme;

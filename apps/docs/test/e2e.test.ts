@@ -1,0 +1,143 @@
+// End to end: builds the site, serves it on 127.0.0.1, opens the playground in headless Debian
+// chromium (Playwright; WebGPU and WebGL on SwiftShader), runs it on webgpu and on webgl, and checks
+// the numbers it shows against the same computation in Node (same seed: our PRNG draws q, k, v and
+// the features), that the page logs no console errors, and that a long sweep can be cancelled.
+// Screenshots go to test-results/docs-e2e/.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs script without types
+import { serveSite } from '../scripts/serve.mjs';
+import { runPlayground } from '../site/.vitepress/theme/playground-core.js';
+import {
+  DEFAULT_PARAMS,
+  type PlaygroundParams,
+} from '../site/.vitepress/theme/playground-params.js';
+
+const repo = join(import.meta.dirname, '..', '..', '..');
+const shots = join(repo, 'test-results', 'docs-e2e');
+const chromiumArgs = JSON.parse(
+  readFileSync(join(repo, 'chromium-flags.json'), 'utf8'),
+) as string[];
+
+let server: { url: string; close(): Promise<void> };
+let browser: Browser;
+
+beforeAll(async () => {
+  execFileSync('pnpm', ['run', 'build'], { cwd: join(repo, 'apps', 'docs'), stdio: 'pipe' });
+  server = await serveSite({ port: 0 });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: chromiumArgs,
+    headless: true,
+  });
+  mkdirSync(shots, { recursive: true });
+}, 600_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** Opens a page that records console errors and uncaught exceptions. */
+async function open(path: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(new URL(path, server.url).href);
+  return { page, errors };
+}
+
+const settled = (page: Page) =>
+  page.waitForFunction(
+    () => {
+      const s = document.querySelector('[data-testid=status]')?.textContent ?? '';
+      return s === 'done' || s === 'cancelled' || s.startsWith('error');
+    },
+    null,
+    { timeout: 180_000 },
+  );
+
+const query = (p: PlaygroundParams, backend: string) =>
+  `playground?backend=${backend}&L=${p.L}&d=${p.d}&m=${p.m}&featureMap=${p.featureMap}&orthogonal=${p.orthogonal ? 1 : 0}&causal=${p.causal ? 1 : 0}&seed=${p.seed}&scale=${p.scale}&autorun=1`;
+
+describe('the docs site', () => {
+  const cases: [string, PlaygroundParams][] = [
+    ['webgpu', { ...DEFAULT_PARAMS, L: 96, d: 16, m: 64, seed: 3, causal: true }],
+    ['webgl', { ...DEFAULT_PARAMS, L: 80, d: 32, m: 128, seed: 5, featureMap: 'hyperbolic' }],
+  ];
+  it.each(cases)(
+    'the playground on %s shows the numbers Node computes for the same seed, without console errors',
+    async (backend, p) => {
+      const { page, errors } = await open(query(p, backend));
+      await settled(page);
+      expect(await page.textContent('[data-testid=status]')).toBe('done');
+      expect(await page.inputValue('[data-testid=backend]')).toBe(backend);
+      expect(await page.textContent('[data-testid=detected]')).toContain(backend);
+      const shown = async (id: string) =>
+        Number(await page.getAttribute(`[data-testid=${id}]`, 'data-value'));
+      const node = await runPlayground(p); // Node, cpu backend, the same seed
+      for (const [id, want] of [
+        ['output-error', node.outputError],
+        ['matrix-error', node.matrixError],
+        ['mean-error', node.meanBaselineError],
+      ] as const) {
+        const got = await shown(id);
+        expect(Math.abs(got - want)).toBeLessThan(1e-3 * want + 1e-6);
+      }
+      // the heatmaps were drawn at L × L
+      expect(
+        await page.$eval('[data-testid=approx-map]', (c) => (c as HTMLCanvasElement).width),
+      ).toBe(p.L);
+      await page.screenshot({ path: join(shots, `playground-${backend}.png`), fullPage: true });
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+    300_000,
+  );
+
+  it('a long sweep shows progress and can be cancelled', async () => {
+    const { page, errors } = await open('playground?backend=wasm');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=status]')?.textContent === 'ready',
+      null,
+      { timeout: 120_000 },
+    );
+    await page.click('[data-testid=sweep-l]');
+    await page.waitForSelector('progress', { timeout: 60_000 });
+    await page.click('[data-testid=cancel]');
+    await settled(page);
+    expect(await page.textContent('[data-testid=status]')).toBe('cancelled');
+    await page.screenshot({ path: join(shots, 'playground-cancelled.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 300_000);
+
+  it('every page of the navigation renders, the benchmark plots among them', async () => {
+    for (const path of [
+      '',
+      'getting-started',
+      'math',
+      'write-your-own-kernel',
+      'backends',
+      'benchmarks',
+      'api/',
+      'guides/combiner',
+      'packages/core',
+    ]) {
+      const { page, errors } = await open(path);
+      expect(await page.locator('h1').first().textContent()).toBeTruthy();
+      if (path === 'benchmarks') {
+        expect(await page.locator('.ka-chart svg polyline').count()).toBeGreaterThan(10);
+        await page.screenshot({ path: join(shots, 'benchmarks.png'), fullPage: true });
+      }
+      expect(errors).toEqual([]);
+      await page.close();
+    }
+  }, 300_000);
+});

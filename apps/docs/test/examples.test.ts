@@ -1,0 +1,35 @@
+// Runs every code example of the docs (see collect-examples.ts), so none can rot: each is written
+// to apps/docs/.examples/ (so that it resolves the workspace packages as a user's file would) and
+// imported. An example passes when it runs to the end without throwing.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it, vi } from 'vitest';
+import { collectExamples } from './collect-examples.js';
+
+const dir = join(import.meta.dirname, '..', '.examples');
+mkdirSync(dir, { recursive: true });
+const examples = collectExamples();
+
+it('finds the examples of the README, the guides, the site and the TSDoc comments', () => {
+  const from = (prefix: string) => examples.filter((e) => e.where.startsWith(prefix)).length;
+  expect(from('README.md')).toBeGreaterThan(0);
+  expect(from('docs/guides/')).toBeGreaterThan(5);
+  expect(from('apps/docs/site/')).toBeGreaterThan(5);
+  expect(from('packages/')).toBeGreaterThan(20);
+});
+
+describe.each(examples.map((e, i) => ({ ...e, i })))('$where', ({ code, skip, i, where }) => {
+  const run = async () => {
+    const file = join(dir, `example-${String(i).padStart(3, '0')}.ts`);
+    writeFileSync(file, `// ${where}\n${code}\nexport {};\n`);
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      await import(pathToFileURL(file).href);
+    } finally {
+      log.mockRestore();
+    }
+  };
+  if (skip) it.skip(`is not run here: ${skip}`, run);
+  else it('runs', run, 120_000);
+});
