@@ -44,7 +44,16 @@ export interface FavorAttentionOptions extends LinearAttentionOptions {
    * every query (also when causal). Their features seed the key-value state and the normaliser.
    */
   memory?: PersistentMemory;
+  /**
+   * Causal attention with a data-dependent map (one with `prepare`): the fit sees the first
+   * min(L, causalFitLength) positions only (default 128), so no output depends on a later one;
+   * queries before that use the unfitted map.
+   */
+  causalFitLength?: number;
 }
+
+/** Default causalFitLength. */
+export const DEFAULT_CAUSAL_FIT_LENGTH = 128;
 
 /** Default featureBlockSize: up to this length one pass is fastest; beyond, passes outgrow the cache. */
 export const DEFAULT_FEATURE_BLOCK = 4096;
@@ -106,7 +115,9 @@ export function favorAttention(
       queryLength: shapes.queryLength + j.drop,
       keyLength: shapes.keyLength + N,
     };
-    const settings = { causal, chunkSize, denominatorEps, featureBlock };
+    const causalFitLength =
+      validateChunkSize(fn, opts.causalFitLength, 'causalFitLength') ?? DEFAULT_CAUSAL_FIT_LENGTH;
+    const settings = { causal, chunkSize, denominatorEps, featureBlock, causalFitLength };
     return dropRows(favorAll(fn, opts.featureMap, j.q, j.k, j.v, j.mask, joined, settings), j.drop);
   });
 }
@@ -120,43 +131,114 @@ function favorAll(
   v: tf.Tensor,
   mask: tf.Tensor | undefined,
   shapes: AttentionShapes,
-  o: { causal: boolean; chunkSize: number; denominatorEps: number; featureBlock: number },
+  o: {
+    causal: boolean;
+    chunkSize: number;
+    denominatorEps: number;
+    featureBlock: number;
+    causalFitLength: number;
+  },
 ): tf.Tensor4D {
-  const { causal, chunkSize, denominatorEps, featureBlock } = o;
+  const { causal } = o;
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
   const width = safeNumFeatures(phi) ?? Math.max(d, 64);
   const groups = groupsPerBlock(B * H, Math.max(Lq, Lk), width);
-  return mapGroupBlocks(q, k, v, mask, shapes, groups, ({ size, q: qb, k: kb, v: vb, keep }) => {
-    if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0) {
-      return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
+  return mapGroupBlocks(q, k, v, mask, shapes, groups, ({ q: qb, k: kb, v: vb, keep }) =>
+    withPreparedMap(phi, qb, kb, vb, keep, causal, o.causalFitLength, (map, qq, kk, vv, kp) =>
+      attendGroups(fn, map, qq, kk, vv, kp, o),
+    ),
+  );
+}
+
+/**
+ * Runs `attend` with the feature map to use for these groups. Maps with `prepare` (data-dependent
+ * fits) are fitted to the groups' queries and keys. Bidirectional: on all of them. Causal: the
+ * fit may not see the future, so it is made on the first P = min(L, causalFitLength) positions
+ * only; queries before P use the unfitted map (over keys before P), queries from P on the fitted
+ * one (over all keys up to themselves) — every output depends on no later position, and each
+ * query's estimate uses one parameter set for all of its keys.
+ */
+export function withPreparedMap(
+  phi: FeatureMap,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  keep: tf.Tensor | null,
+  causal: boolean,
+  causalFitLength: number,
+  attend: (
+    map: FeatureMap,
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    keep: tf.Tensor | null,
+  ) => tf.Tensor,
+): tf.Tensor {
+  if (typeof phi.prepare !== 'function') return attend(phi, q, k, v, keep);
+  if (!causal) {
+    const map = phi.prepare(q, k, keep);
+    try {
+      return attend(map, q, k, v, keep);
+    } finally {
+      map.dispose();
     }
-    // with a fused bidirectional kernel registered, plain features go to it; else fold on the small side
-    const fusedBi = !causal && hasFusedKernel(BidirectionalLinearAttention);
-    const plain = denominatorEps !== 0; // Σ_f φ(q)_f is needed: no folding of scales or floor
-    if (!causal && !fusedBi && !plain && typeof phi.factoredFeatures === 'function') {
-      // features as scale ⊙ rows + floor: scales and floor go to the small products
-      const fq = phi.factoredFeatures(qb, 'query');
-      const fk = phi.factoredFeatures(kb, 'key');
-      assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
-      const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
-      return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
-        floor: fk.floor,
-        keep,
-        qScale: fq.scale,
-        kScale,
-      });
-    }
-    // bidirectional: add a map's constant floor on the small products, not on every feature
-    const floor =
-      !causal && !fusedBi && !plain && typeof phi.featuresWithoutFloor === 'function'
-        ? (phi.floor ?? 0)
-        : 0;
-    const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
-    let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
-    assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
-    if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
-    return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep, denominatorEps });
-  });
+  }
+  const L = q.shape[1]!;
+  const P = Math.min(L, causalFitLength);
+  if (P >= L) return attend(phi, q, k, v, keep);
+  const head = (x: tf.Tensor) => tf.slice(x, [0, 0, 0], [-1, P, -1]);
+  const early = attend(phi, head(q), head(k), head(v), keep === null ? null : head(keep));
+  const map = phi.prepare(head(q), head(k), keep === null ? null : head(keep));
+  try {
+    const all = attend(map, q, k, v, keep);
+    return tf.concat([early, tf.slice(all, [0, P, 0], [-1, L - P, -1])], 1);
+  } finally {
+    map.dispose();
+  }
+}
+
+/** FAVOR+ for one block of (batch, head) groups with a given map: q [G, Lq, d] … → [G, Lq, dv]. */
+function attendGroups(
+  fn: string,
+  phi: FeatureMap,
+  qb: tf.Tensor,
+  kb: tf.Tensor,
+  vb: tf.Tensor,
+  keep: tf.Tensor | null,
+  o: { causal: boolean; chunkSize: number; denominatorEps: number; featureBlock: number },
+): tf.Tensor {
+  const { causal, chunkSize, denominatorEps, featureBlock } = o;
+  const [size, Lq] = qb.shape as [number, number, number];
+  const Lk = kb.shape[1]!;
+  if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0) {
+    return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
+  }
+  // with a fused bidirectional kernel registered, plain features go to it; else fold on the small side
+  const fusedBi = !causal && hasFusedKernel(BidirectionalLinearAttention);
+  const plain = denominatorEps !== 0; // Σ_f φ(q)_f is needed: no folding of scales or floor
+  if (!causal && !fusedBi && !plain && typeof phi.factoredFeatures === 'function') {
+    // features as scale ⊙ rows + floor: scales and floor go to the small products
+    const fq = phi.factoredFeatures(qb, 'query');
+    const fk = phi.factoredFeatures(kb, 'key');
+    assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
+    const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
+    return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
+      floor: fk.floor,
+      keep,
+      qScale: fq.scale,
+      kScale,
+    });
+  }
+  // bidirectional: add a map's constant floor on the small products, not on every feature
+  const floor =
+    !causal && !fusedBi && !plain && typeof phi.featuresWithoutFloor === 'function'
+      ? (phi.floor ?? 0)
+      : 0;
+  const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
+  let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
+  assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
+  if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
+  return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep, denominatorEps });
 }
 
 function safeNumFeatures(phi: FeatureMap): number | undefined {

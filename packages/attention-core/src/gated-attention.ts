@@ -222,8 +222,25 @@ function featuresWithGates(
   const Lk = k.shape[2]!;
   const perKey = (x: tf.Tensor) => tf.reshape(x, [B, 1, Lk, 1]);
   const kz = mask === undefined ? k : tf.mul(k, perKey(tf.cast(tf.notEqual(mask, 0), 'float32')));
-  const qf = phi.features(tf.reshape(q, [B * H, Lq, d]), 'query');
-  const kf = phi.features(tf.reshape(kz, [B * H, Lk, d]), 'key');
+  const [q3, k3] = [tf.reshape(q, [B * H, Lq, d]), tf.reshape(kz, [B * H, Lk, d])];
+  // a data-dependent map is fitted per call (bidirectional; causal uses the unfitted map, which
+  // cannot see the future); padded keys are left out of the fit
+  const keep3 =
+    mask === undefined
+      ? null
+      : tf.reshape(
+          tf.broadcastTo(tf.reshape(tf.cast(tf.notEqual(mask, 0), 'float32'), [B, 1, Lk, 1]), [
+            B,
+            H,
+            Lk,
+            1,
+          ]),
+          [B * H, Lk, 1],
+        );
+  const map = !causal && typeof phi.prepare === 'function' ? phi.prepare(q3, k3, keep3) : phi;
+  const qf = map.features(q3, 'query');
+  const kf = map.features(k3, 'key');
+  if (map !== phi) map.dispose?.();
   const m = qf.shape[2]!;
   const kfg = tf.mul(tf.reshape(kf, [B, H, Lk, m]), perKey(g));
   return linearAttention(tf.reshape(qf, [B, H, Lq, m]), kfg, v, { causal, mask });

@@ -76,6 +76,15 @@ export interface FeatureMap {
   featuresWithoutFloor?(x: Tensor, role: FeatureRole): Tensor;
   /** Optional: the same features as scale ⊙ rows + floor (see FactoredFeatures). */
   factoredFeatures?(x: Tensor, role: FeatureRole): FactoredFeatures;
+  /**
+   * Optional, for data-dependent maps (FAVOR++, dense-exponential features): the map to use for
+   * one attention call, fitted to its queries q [G, Lq, d] and keys k [G, Lk, d] (one group per
+   * (batch, head); padded keys zeroed and marked 0 in keep [G, Lk, 1], or keep null). One
+   * parameter set per group, shared by all its queries and keys (otherwise the estimate would be
+   * biased); no gradient flows through the statistics. favorAttention and every mechanism that
+   * takes a feature map call it, and dispose the returned map after the call.
+   */
+  prepare?(q: Tensor, k: Tensor, keep: Tensor | null): FeatureMap & { dispose(): void };
   /** Optional: release tensors the map caches (e.g. projections uploaded to a backend). */
   dispose?(): void;
 }

@@ -1,3 +1,17 @@
+export {
+  type AttentionStatistics,
+  DENSE_EXPONENTIAL_VARIANTS,
+  type DenseExponentialFit,
+  type DenseExponentialOptions,
+  type DenseExponentialVariant,
+  denseExponentialSoftmax,
+  fitDenseExponential,
+  oprfLogSecondMoment,
+  oprfOptimalA,
+  oprfRelativeVariance,
+  oprfRho,
+  optimizedPositiveSoftmax,
+} from './dense-exponential.js';
 export type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
 export {
