@@ -50,6 +50,14 @@ export interface FavorAttentionOptions extends LinearAttentionOptions {
    * queries before that use the unfitted map.
    */
   causalFitLength?: number;
+  /**
+   * Variance-aware shrinkage toward mean(v) (bidirectional only): the output becomes
+   * λ·out + (1 − λ)·mean(v) per (batch, head), with λ = signal/(signal + noise) estimated from the
+   * estimator itself — its noise from two independent halves of the features, its signal from
+   * |out − mean(v)|² minus that noise. Lowers the error where the attention is close to uniform
+   * and the features are few (see docs/guides/accuracy.md). Default false.
+   */
+  shrinkage?: boolean;
 }
 
 /** Default causalFitLength. */
@@ -117,7 +125,17 @@ export function favorAttention(
     };
     const causalFitLength =
       validateChunkSize(fn, opts.causalFitLength, 'causalFitLength') ?? DEFAULT_CAUSAL_FIT_LENGTH;
-    const settings = { causal, chunkSize, denominatorEps, featureBlock, causalFitLength };
+    if (opts.shrinkage && causal) {
+      throw new RangeError(`${fn}: shrinkage is for bidirectional attention, got causal: true`);
+    }
+    const settings = {
+      causal,
+      chunkSize,
+      denominatorEps,
+      featureBlock,
+      causalFitLength,
+      shrinkage: opts.shrinkage === true,
+    };
     return dropRows(favorAll(fn, opts.featureMap, j.q, j.k, j.v, j.mask, joined, settings), j.drop);
   });
 }
@@ -137,6 +155,7 @@ function favorAll(
     denominatorEps: number;
     featureBlock: number;
     causalFitLength: number;
+    shrinkage: boolean;
   },
 ): tf.Tensor4D {
   const { causal } = o;
@@ -205,11 +224,18 @@ function attendGroups(
   kb: tf.Tensor,
   vb: tf.Tensor,
   keep: tf.Tensor | null,
-  o: { causal: boolean; chunkSize: number; denominatorEps: number; featureBlock: number },
+  o: {
+    causal: boolean;
+    chunkSize: number;
+    denominatorEps: number;
+    featureBlock: number;
+    shrinkage?: boolean;
+  },
 ): tf.Tensor {
   const { causal, chunkSize, denominatorEps, featureBlock } = o;
   const [size, Lq] = qb.shape as [number, number, number];
   const Lk = kb.shape[1]!;
+  if (o.shrinkage) return shrunkToMean(fn, phi, qb, kb, vb, keep);
   if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0) {
     return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
   }
@@ -239,6 +265,53 @@ function attendGroups(
   assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
   if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
   return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep, denominatorEps });
+}
+
+/**
+ * Bidirectional FAVOR with variance-aware shrinkage toward mean(v) (the `shrinkage` option). The
+ * features split into halves [0, m'/2) and [m'/2, m'): numerators and denominators of the full
+ * estimate are the sums of the halves', so the half estimates o₁, o₂ cost two small products
+ * more. noise ≈ |o₁ − o₂|²/4 (the full estimate's, for independent halves), signal =
+ * max(0, |o − mean(v)|² − noise), λ = signal / (signal + noise), per group.
+ */
+function shrunkToMean(
+  fn: string,
+  phi: FeatureMap,
+  qb: tf.Tensor,
+  kb: tf.Tensor,
+  vb: tf.Tensor,
+  keep: tf.Tensor | null,
+): tf.Tensor {
+  const [G, Lq] = qb.shape as [number, number, number];
+  const Lk = kb.shape[1]!;
+  const dv = vb.shape[2]!;
+  const qf = phi.features(qb, 'query');
+  let kf = phi.features(kb, 'key');
+  assertFeatures(fn, phi, qf, kf, [G, Lq], [G, Lk]);
+  if (keep !== null) kf = tf.mul(kf, keep);
+  const m = qf.shape[2]!;
+  if (m < 2) throw new RangeError(`${fn}: shrinkage needs at least 2 features, got ${m}`);
+  const vOnes = tf.concat([vb, keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv + 1]
+  const half = (t: tf.Tensor, from: number, size: number) =>
+    tf.slice(t, [0, 0, from], [-1, -1, size]);
+  const numDen = (from: number, size: number) =>
+    groupMatMul(
+      half(qf, from, size),
+      transposeLast(groupMatMul(transposeLast(vOnes), half(kf, from, size))),
+    );
+  const h = Math.floor(m / 2);
+  const [n1, n2] = [numDen(0, h), numDen(h, m - h)];
+  const ratio = (x: tf.Tensor) =>
+    safeDivide(tf.slice(x, [0, 0, 0], [-1, -1, dv]), tf.slice(x, [0, 0, dv], [-1, -1, 1]));
+  const out = ratio(tf.add(n1, n2));
+  const [o1, o2] = [ratio(n1), ratio(n2)];
+  const kept = keep ?? tf.ones([G, Lk, 1]);
+  const meanV = tf.div(tf.sum(tf.mul(vb, kept), 1, true), tf.maximum(tf.sum(kept, 1, true), 1));
+  const noise = tf.div(tf.sum(tf.square(tf.sub(o1, o2)), [1, 2], true), 4);
+  const total = tf.sum(tf.square(tf.sub(out, meanV)), [1, 2], true);
+  const signal = tf.relu(tf.sub(total, noise));
+  const lambda = tf.div(signal, tf.maximum(tf.add(signal, noise), 1e-30));
+  return tf.add(tf.mul(lambda, out), tf.mul(tf.sub(1, lambda), meanV));
 }
 
 function safeNumFeatures(phi: FeatureMap): number | undefined {
