@@ -183,3 +183,68 @@ describe('favorAttention with FeatureMap.prepare', () => {
     expect(errors.sderf!).toBeLessThan(errors.positive!);
   });
 });
+
+describe('favorAttention shrinkage (variance-aware, toward mean(v))', () => {
+  const errorOf = async (shrinkage: boolean, seed: number) => {
+    const Lx = 256;
+    const q = rand4([1, 2, Lx, 64], 400 + seed, 0.5);
+    const k = rand4([1, 2, Lx, 64], 500 + seed, 0.5);
+    const v = rand4([1, 2, Lx, 16], 600 + seed);
+    const phi = positiveSoftmax({ projection: gaussianOrthogonal(64, 64, { seed }), eps: 1e-4 });
+    const err = tf.tidy(() => {
+      const a = favorAttention(q, k, v, { featureMap: phi, shrinkage });
+      const e = softmaxAttention(q, k, v);
+      return tf.div(tf.norm(tf.sub(a, e)), tf.norm(e));
+    });
+    const x = (await err.data())[0]!;
+    tf.dispose([q, k, v, err]);
+    phi.dispose();
+    return x;
+  };
+
+  it('lowers the error where attention is near uniform and features are few (5 seeds)', async () => {
+    let [plain, shrunk] = [0, 0];
+    for (let s = 0; s < 5; s++) {
+      plain += await errorOf(false, s);
+      shrunk += await errorOf(true, s);
+    }
+    expect(shrunk).toBeLessThan(0.8 * plain);
+  });
+
+  it('gives a convex combination of the estimate and the masked mean of v; padded values change nothing', async () => {
+    const { q, k, v } = inputs();
+    const mask = tf.tensor2d([Array(L).fill(1), [...Array(L - 6).fill(1), ...Array(6).fill(0)]]);
+    const phi = positiveSoftmax({ projection: w });
+    const plain = await arr(favorAttention(q, k, v, { featureMap: phi, mask }));
+    const shrunk = await arr(favorAttention(q, k, v, { featureMap: phi, mask, shrinkage: true }));
+    const vm = await arr(v);
+    const maskRows = (await mask.array()) as number[][];
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const kept = vm[b]![h]!.filter((_, j) => maskRows[b]![j] !== 0);
+        const mean = kept[0]!.map((_, t) => kept.reduce((s, r) => s + r[t]!, 0) / kept.length);
+        // one λ per (batch, head): shrunk = λ·plain + (1 − λ)·mean on every entry
+        const i0 = 0;
+        const t0 = 0;
+        const lambda =
+          (shrunk[b]![h]![i0]![t0]! - mean[t0]!) / (plain[b]![h]![i0]![t0]! - mean[t0]!);
+        expect(lambda).toBeGreaterThanOrEqual(-1e-6);
+        expect(lambda).toBeLessThanOrEqual(1 + 1e-6);
+        for (let i = 0; i < L; i += 7) {
+          for (let t = 0; t < 3; t++) {
+            const want = lambda * plain[b]![h]![i]![t]! + (1 - lambda) * mean[t]!;
+            expect(shrunk[b]![h]![i]![t]!).toBeCloseTo(want, 4);
+          }
+        }
+      }
+    }
+    const v2 = tf.where(tf.cast(tf.reshape(mask, [B, 1, L, 1]), 'bool'), v, tf.mul(v, 100));
+    const again = await arr(favorAttention(q, k, v2, { featureMap: phi, mask, shrinkage: true }));
+    expect(maxRelativeError(again, shrunk)).toBeLessThan(1e-5);
+    expect(() =>
+      favorAttention(q, k, v, { featureMap: phi, causal: true, shrinkage: true }),
+    ).toThrow(/shrinkage is for bidirectional attention, got causal: true/);
+    phi.dispose();
+    tf.dispose([q, k, v, mask, v2]);
+  });
+});
