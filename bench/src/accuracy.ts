@@ -38,7 +38,7 @@ const L = quick ? 256 : 1024;
 const dims = [16, 64];
 const sigmas = [0.25, 0.5, 1];
 const ms = quick ? [16, 64, 256] : [16, 32, 64, 128, 256, 512, 1024];
-const seeds = quick ? [0, 1] : [0, 1, 2];
+const seeds = quick ? [0, 1] : [0, 1, 2, 3, 4, 5];
 const MAPS: Record<string, (w: Matrix) => FeatureMap & { dispose?(): void }> = {
   positive: (w) => positiveSoftmax({ projection: w, eps: 1e-4 }),
   'positive-eps0': (w) => positiveSoftmax({ projection: w, eps: 0 }),
@@ -50,7 +50,7 @@ const MAPS: Record<string, (w: Matrix) => FeatureMap & { dispose?(): void }> = {
   sderf: (w) => denseExponentialSoftmax({ variant: 'sderf', projection: w }),
 };
 /** maps also run with favorAttention's variance-aware shrinkage toward mean(v) (`shrinkage: true`) */
-const SHRUNK = ['positive', 'oprf', 'sderf', 'aderf'];
+const SHRUNK = ['positive', 'hyperbolic', 'oprf', 'sderf', 'aderf'];
 
 function gaussian(
   shape: [number, number, number, number],

@@ -2,6 +2,7 @@ import { defineConfig } from 'vitepress';
 
 const guides = [
   ['Accuracy of FAVOR+', 'accuracy'],
+  ['FAVOR++ and dense-exponential features', 'dense-exponential'],
   ['Relative positions (FFT)', 'relative-positions'],
   ['Combiner', 'combiner'],
   ['Persistent memory', 'persistent-memory'],
