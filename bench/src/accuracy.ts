@@ -22,13 +22,9 @@ import {
   positiveSoftmax,
   trigSoftmax,
 } from '@kernel-attention/feature-maps';
-import {
-  createRng,
-  gaussianIid,
-  gaussianOrthogonal,
-  type Matrix,
-} from '@kernel-attention/random-features';
+import { gaussianIid, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { gaussian } from './timing.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -51,18 +47,6 @@ const MAPS: Record<string, (w: Matrix) => FeatureMap & { dispose?(): void }> = {
 };
 /** maps also run with favorAttention's variance-aware shrinkage toward mean(v) (`shrinkage: true`) */
 const SHRUNK = ['positive', 'hyperbolic', 'oprf', 'sderf', 'aderf'];
-
-function gaussian(
-  shape: [number, number, number, number],
-  seed: number,
-  scale: number,
-): tf.Tensor4D {
-  const rng = createRng(seed);
-  return tf.tensor4d(
-    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => scale * rng.normal()),
-    shape,
-  );
-}
 
 const relErr = (a: tf.Tensor, b: tf.Tensor) =>
   tf.tidy(() => tf.div(tf.norm(tf.sub(a, b)), tf.norm(b)).dataSync()[0]!);

@@ -14,8 +14,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { favorAttention, softmaxAttention } from '@kernel-attention/core';
 import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
-import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { gaussian } from './timing.js';
 import '@tensorflow/tfjs-backend-wasm';
 
 type Op = 'favor-bidirectional' | 'favor-causal' | 'exact-bidirectional' | 'exact-causal';
@@ -44,17 +44,6 @@ const d = 64;
 const m = 256;
 const lengths = quick ? [1024, 4096] : [1024, 2048, 4096, 8192, 16384];
 const favorOnly = quick ? [] : [65536];
-
-function gaussian(
-  shape: [number, number, number, number],
-  seed: number,
-  scale: number,
-): tf.Tensor4D {
-  const rng = createRng(seed);
-  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < data.length; i++) data[i] = scale * rng.normal();
-  return tf.tensor4d(data, shape);
-}
 
 function runsFor(op: Op, L: number): number {
   if (op.startsWith('exact') && L >= 8192) return L >= 16384 ? 1 : 2;
