@@ -263,6 +263,32 @@ describe('optimizedPositiveSoftmax / denseExponentialSoftmax as feature maps', (
     },
   );
 
+  it('antithetic: 2m features, the same as the plain map on the rows [W₁; −W₁; W₂; −W₂]', async () => {
+    const anti = denseExponentialSoftmax({ variant: 'aderf', projection: w, antithetic: true });
+    expect(anti.numFeatures).toBe(2 * m);
+    const h = m / 2;
+    const rows = [
+      ...wRows.slice(0, h),
+      ...wRows.slice(0, h).map((r) => r.map((x) => -x)),
+      ...wRows.slice(h),
+      ...wRows.slice(h).map((r) => r.map((x) => -x)),
+    ];
+    const stacked = denseExponentialSoftmax({
+      variant: 'aderf',
+      projection: { rows: 2 * m, cols: d, data: Float64Array.from(rows.flat()) },
+    });
+    const q = tf.randomNormal([2, 10, d], 0, 1, 'float32', 3);
+    const k = tf.randomNormal([2, 10, d], 0, 1, 'float32', 4);
+    const [pa, ps] = [anti.prepare!(q, k, null), stacked.prepare!(q, k, null)];
+    for (const role of ['query', 'key'] as const) {
+      const x = role === 'query' ? q : k;
+      const [a, b] = [await pa.features(x, role).data(), await ps.features(x, role).data()];
+      for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i]!, 6);
+    }
+    tf.dispose([q, k]);
+    for (const x of [pa, ps, anti, stacked]) x.dispose();
+  });
+
   it('rejects bad options', () => {
     expect(() => denseExponentialSoftmax({ variant: 'derf' as 'oprf', projection: w })).toThrow(
       /variant must be one of oprf, saderf, aderf, sderf, got "derf"/,

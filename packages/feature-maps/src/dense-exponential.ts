@@ -172,6 +172,28 @@ export interface DenseExponentialOptions {
   projection: Matrix;
   /** Added to every feature before the m^-1/2 ratio (default 0). */
   eps?: number;
+  /**
+   * Antithetic pairs (default false): features for ω and −ω alike (2m features from m rows, as
+   * the hyperbolic variant of FAVOR+); each pair's errors partly cancel. The rows are ordered
+   * [W₁; −W₁; W₂; −W₂] for the halves W₁, W₂ of W, so the two halves of the features stay
+   * independent (favorAttention's `shrinkage` reads its noise off them).
+   */
+  antithetic?: boolean;
+}
+
+/** [W₁; −W₁; W₂; −W₂] for the row halves W₁, W₂ of W. */
+function antitheticRows(w: Matrix): Matrix {
+  const { rows: m, cols: d, data } = w;
+  const h = Math.floor(m / 2);
+  const out = new Float64Array(2 * m * d);
+  const put = (from: number, to: number, at: number, sign: number) => {
+    for (let i = 0; i < (to - from) * d; i++) out[at * d + i] = sign * data[from * d + i]!;
+  };
+  put(0, h, 0, 1);
+  put(0, h, h, -1);
+  put(h, m, 2 * h, 1);
+  put(h, m, 2 * h + (m - h), -1);
+  return { rows: 2 * m, cols: d, data: out };
 }
 
 /** Per-group parameters of a prepared map, as tensors (G groups). */
@@ -204,6 +226,7 @@ class DenseExponentialMap implements FeatureMap {
   readonly numFeatures: number;
   readonly eps: number;
   readonly variant: DenseExponentialVariant;
+  readonly antithetic: boolean;
   private readonly holder: ProjectionHolder;
   private readonly w: Matrix;
   private readonly prepared: Prepared | null;
@@ -227,8 +250,12 @@ class DenseExponentialMap implements FeatureMap {
     }
     this.name = name;
     this.variant = variant;
-    this.w = opts.projection;
-    this.holder = holder ?? new ProjectionHolder(name, opts.projection);
+    this.antithetic = opts.antithetic === true;
+    this.w =
+      this.antithetic && prepared === null && !holder
+        ? antitheticRows(opts.projection)
+        : opts.projection;
+    this.holder = holder ?? new ProjectionHolder(name, this.w);
     this.numFeatures = this.holder.rows;
     this.eps = opts.eps ?? 0;
     if (!(Number.isFinite(this.eps) && this.eps >= 0)) {
@@ -441,7 +468,7 @@ class DenseExponentialMap implements FeatureMap {
     return new DenseExponentialMap(
       this.name,
       this.variant,
-      { projection: this.w, eps: this.eps },
+      { projection: this.w, eps: this.eps, antithetic: this.antithetic },
       prepared,
       G,
       this.holder,
