@@ -5,9 +5,11 @@
  */
 import { favorAttention, softmaxAttention } from '@kernel-attention/core';
 import {
+  denseExponentialSoftmax,
   type FeatureMap,
   generalized,
   hyperbolicSoftmax,
+  optimizedPositiveSoftmax,
   positiveSoftmax,
   trigSoftmax,
 } from '@kernel-attention/feature-maps';
@@ -44,6 +46,10 @@ export function playgroundFeatureMap(p: PlaygroundParams): FeatureMap & { dispos
       return hyperbolicSoftmax({ projection, eps: 0 });
     case 'trig':
       return trigSoftmax({ projection });
+    case 'oprf':
+      return optimizedPositiveSoftmax({ projection });
+    case 'saderf':
+      return denseExponentialSoftmax({ variant: 'saderf', projection });
     case 'relu':
     case 'elu+1':
       return generalized({ projection, fn: p.featureMap });
@@ -83,10 +89,14 @@ export async function runPlayground(p: PlaygroundParams): Promise<PlaygroundResu
         : tf.ones([p.L, p.L]);
       const e = tf.mul(tf.exp(tf.sub(scores, tf.max(scores, -1, true))), visible);
       const exact = tf.div(e, tf.sum(e, -1, true));
+      // a data-dependent map is fitted to this call as favorAttention fits it (bidirectional; a
+      // causal call of L ≤ causalFitLength uses the unfitted map)
+      const map = !p.causal && phi.prepare ? phi.prepare(q2, k2, null) : phi;
       const raw = tf.mul(
-        tf.matMul(phi.features(q2, 'query'), phi.features(k2, 'key'), false, true),
+        tf.matMul(map.features(q2, 'query'), map.features(k2, 'key'), false, true),
         visible,
       );
+      if (map !== phi) map.dispose?.();
       // trig features can give negative or zero rows: guard the normaliser's sign-preserving size
       const z = tf.sum(raw, -1, true);
       const safe = tf.where(tf.greater(tf.abs(z), 1e-30), z, tf.onesLike(z));

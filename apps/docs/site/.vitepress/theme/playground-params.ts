@@ -1,6 +1,14 @@
 // The playground's parameters, without tfjs (the page imports these statically).
 
-export const FEATURE_MAPS = ['positive', 'hyperbolic', 'trig', 'relu', 'elu+1'] as const;
+export const FEATURE_MAPS = [
+  'positive',
+  'hyperbolic',
+  'trig',
+  'oprf',
+  'saderf',
+  'relu',
+  'elu+1',
+] as const;
 export type PlaygroundMap = (typeof FEATURE_MAPS)[number];
 
 export interface PlaygroundParams {
