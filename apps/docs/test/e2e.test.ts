@@ -64,11 +64,12 @@ const settled = (page: Page) =>
   );
 
 const query = (p: PlaygroundParams, backend: string) =>
-  `playground?backend=${backend}&L=${p.L}&d=${p.d}&m=${p.m}&featureMap=${p.featureMap}&orthogonal=${p.orthogonal ? 1 : 0}&causal=${p.causal ? 1 : 0}&seed=${p.seed}&scale=${p.scale}&autorun=1`;
+  `playground?backend=${backend}&L=${p.L}&d=${p.d}&m=${p.m}&featureMap=${p.featureMap}&orthogonal=${p.orthogonal ? 1 : 0}&causal=${p.causal ? 1 : 0}&seed=${p.seed}&scale=${p.scale}&shrinkage=${p.shrinkage ? 1 : 0}&autorun=1`;
 
 describe('the docs site', () => {
   const cases: [string, PlaygroundParams][] = [
     ['webgpu', { ...DEFAULT_PARAMS, L: 96, d: 16, m: 64, seed: 3, causal: true }],
+    ['wasm', { ...DEFAULT_PARAMS, L: 64, d: 32, m: 64, seed: 2, shrinkage: true }],
     ['webgl', { ...DEFAULT_PARAMS, L: 80, d: 32, m: 128, seed: 5, featureMap: 'oprf' }],
   ];
   it.each(cases)(

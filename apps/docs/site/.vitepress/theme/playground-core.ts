@@ -80,7 +80,11 @@ export async function runPlayground(p: PlaygroundParams): Promise<PlaygroundResu
   const phi = playgroundFeatureMap(p);
   try {
     const t = tf.tidy(() => {
-      const approxOut = favorAttention(q, k, v, { featureMap: phi, causal: p.causal });
+      const approxOut = favorAttention(q, k, v, {
+        featureMap: phi,
+        causal: p.causal,
+        shrinkage: p.shrinkage && !p.causal,
+      });
       const exactOut = softmaxAttention(q, k, v, { causal: p.causal });
       const [q2, k2] = [tf.reshape(q, [1, p.L, p.d]), tf.reshape(k, [1, p.L, p.d])];
       const scores = tf.div(tf.matMul(q2, k2, false, true), Math.sqrt(p.d));

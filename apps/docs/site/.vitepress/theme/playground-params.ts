@@ -24,6 +24,8 @@ export interface PlaygroundParams {
   seed: number;
   /** Standard deviation of the entries of q and k. */
   scale: number;
+  /** favorAttention's variance-aware shrinkage toward mean(v) (bidirectional only). */
+  shrinkage: boolean;
 }
 
 export const DEFAULT_PARAMS: PlaygroundParams = {
@@ -35,6 +37,7 @@ export const DEFAULT_PARAMS: PlaygroundParams = {
   causal: false,
   seed: 1,
   scale: 0.5,
+  shrinkage: false,
 };
 
 /** Reads parameters from a query string (unknown or bad values keep the defaults). */
@@ -58,6 +61,7 @@ export function paramsFromQuery(search: string): PlaygroundParams {
     causal: q.has('causal') ? q.get('causal') === '1' : DEFAULT_PARAMS.causal,
     seed: num('seed', 0, 2 ** 31),
     scale: num('scale', 0.01, 4, false),
+    shrinkage: q.get('shrinkage') === '1',
   };
 }
 
