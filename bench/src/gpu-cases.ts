@@ -8,6 +8,7 @@ import { favorAttention, linearAttention } from '@kernel-attention/core';
 import { positiveSoftmax } from '@kernel-attention/feature-maps';
 import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { medianMs } from './timing.js';
 
 export interface GpuCaseResult {
   op: string;
@@ -157,17 +158,15 @@ export async function runPoolCases(opts: {
   const projection = gaussianOrthogonal(m, d, { seed: 0 });
   const phi = positiveSoftmax({ projection });
   const results: PoolCaseResult[] = [];
+  // one warm-up call, then the median of 3, each waited for to its data and freed
   const medianAsync = async (f: () => Promise<tf.Tensor>) => {
-    (await f()).dispose();
-    const times: number[] = [];
-    for (let r = 0; r < 3; r++) {
-      const t0 = performance.now();
+    const step = async () => {
       const out = await f();
       await out.data();
-      times.push(performance.now() - t0);
       out.dispose();
-    }
-    return times.sort((a, b) => a - b)[1]!;
+    };
+    await step();
+    return medianMs(step, 3);
   };
   for (const L of opts.lengths) {
     const q = tf.randomNormal([1, H, L, d], 0, 0.5, 'float32', 1);

@@ -1,7 +1,7 @@
 import { assertTensor, shapeString } from '@kernel-attention/feature-maps';
 import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
-import { causalKeep, maskedSoftmax } from './groups.js';
+import { maskedSoftmax, visibleKeys } from './groups.js';
 import { lgamma, lgammaNumber } from './lgamma.js';
 import { validateMask, validateQkv } from './validate.js';
 
@@ -113,14 +113,7 @@ export function bayesianAttention(
       tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true),
       1 / Math.sqrt(d),
     );
-    let allowed: tf.Tensor | null = null; // [B or 1, 1, Lq or 1, Lk]
-    if (opts.mask !== undefined) {
-      allowed = tf.reshape(tf.cast(tf.notEqual(opts.mask, 0), 'float32'), [B, 1, 1, Lk]);
-    }
-    if (causal) {
-      const c = tf.reshape(causalKeep(Lq, Lk, 0), [1, 1, Lq, Lk]);
-      allowed = allowed === null ? c : tf.mul(allowed, c);
-    }
+    const allowed = visibleKeys(opts.mask, causal, B, Lq, Lk);
     const allowedFull = allowed === null ? null : tf.broadcastTo(allowed, scores.shape);
     // log E[W] = Φ − m_i on the visible keys (0 elsewhere, where nothing is used)
     const visibleScores =

@@ -15,12 +15,7 @@ import {
   DEFAULT_CHUNK_SIZE,
   type LinearAttentionOptions,
 } from './linear-attention.js';
-import {
-  dropRows,
-  joinMemory,
-  type PersistentMemory,
-  validateMemory,
-} from './persistent-memory.js';
+import { attendWithMemory, type PersistentMemory, validateMemory } from './persistent-memory.js';
 import {
   type AttentionShapes,
   validateChunkSize,
@@ -116,28 +111,24 @@ export function favorAttention(
   const featureBlock =
     validateChunkSize(fn, opts.featureBlockSize, 'featureBlockSize') ?? DEFAULT_FEATURE_BLOCK;
   const N = opts.memory === undefined ? 0 : validateMemory(fn, opts.memory, shapes);
-  return tf.tidy(() => {
-    const j = joinMemory(q, k, v, opts.mask, opts.memory!, N, causal);
-    const joined = {
-      ...shapes,
-      queryLength: shapes.queryLength + j.drop,
-      keyLength: shapes.keyLength + N,
-    };
-    const causalFitLength =
-      validateChunkSize(fn, opts.causalFitLength, 'causalFitLength') ?? DEFAULT_CAUSAL_FIT_LENGTH;
-    if (opts.shrinkage && causal) {
-      throw new RangeError(`${fn}: shrinkage is for bidirectional attention, got causal: true`);
-    }
-    const settings = {
-      causal,
-      chunkSize,
-      denominatorEps,
-      featureBlock,
-      causalFitLength,
-      shrinkage: opts.shrinkage === true,
-    };
-    return dropRows(favorAll(fn, opts.featureMap, j.q, j.k, j.v, j.mask, joined, settings), j.drop);
-  });
+  const causalFitLength =
+    validateChunkSize(fn, opts.causalFitLength, 'causalFitLength') ?? DEFAULT_CAUSAL_FIT_LENGTH;
+  if (opts.shrinkage && causal) {
+    throw new RangeError(`${fn}: shrinkage is for bidirectional attention, got causal: true`);
+  }
+  const settings = {
+    causal,
+    chunkSize,
+    denominatorEps,
+    featureBlock,
+    causalFitLength,
+    shrinkage: opts.shrinkage === true,
+  };
+  return tf.tidy(() =>
+    attendWithMemory(q, k, v, opts.mask, opts.memory, N, causal, shapes, (qq, kk, vv, m, s) =>
+      favorAll(fn, opts.featureMap, qq, kk, vv, m, s, settings),
+    ),
+  );
 }
 
 /** favorAttention on checked inputs. */
@@ -194,14 +185,7 @@ export function withPreparedMap(
   ) => tf.Tensor,
 ): tf.Tensor {
   if (typeof phi.prepare !== 'function') return attend(phi, q, k, v, keep);
-  if (!causal) {
-    const map = phi.prepare(q, k, keep);
-    try {
-      return attend(map, q, k, v, keep);
-    } finally {
-      map.dispose();
-    }
-  }
+  if (!causal) return withFittedMap(phi, q, k, keep, (map) => attend(map, q, k, v, keep));
   const L = q.shape[1]!;
   const P = Math.min(L, causalFitLength);
   if (P >= L) return attend(phi, q, k, v, keep);
@@ -214,6 +198,44 @@ export function withPreparedMap(
   } finally {
     map.dispose();
   }
+}
+
+/**
+ * `use(map)` with `phi` fitted to these groups' queries and keys when it has `prepare` (the fitted
+ * map is disposed after), else with `phi` itself. q [G, Lq, d], k [G, Lk, d], keep [G, Lk, 1].
+ */
+export function withFittedMap<T>(
+  phi: FeatureMap,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  keep: tf.Tensor | null,
+  use: (map: FeatureMap) => T,
+): T {
+  if (typeof phi.prepare !== 'function') return use(phi);
+  const map = phi.prepare(q, k, keep);
+  try {
+    return use(map);
+  } finally {
+    map.dispose();
+  }
+}
+
+/**
+ * Query and key features [G, L, m'] for mechanisms that take a feature map: fitted to the call in
+ * bidirectional attention; causal attention uses the unfitted map, which cannot see the future.
+ */
+export function callFeatures(
+  phi: FeatureMap,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  keep: tf.Tensor | null,
+  causal: boolean,
+): [tf.Tensor, tf.Tensor] {
+  const both = (map: FeatureMap): [tf.Tensor, tf.Tensor] => [
+    map.features(q, 'query'),
+    map.features(k, 'key'),
+  ];
+  return causal ? both(phi) : withFittedMap(phi, q, k, keep, both);
 }
 
 /** FAVOR+ for one block of (batch, head) groups with a given map: q [G, Lq, d] … → [G, Lq, dv]. */

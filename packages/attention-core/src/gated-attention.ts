@@ -1,7 +1,8 @@
 import { assertTensor, type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
 import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
-import { assertFeatureMap, favorAttention } from './favor-attention.js';
+import { assertFeatureMap, callFeatures, favorAttention } from './favor-attention.js';
+import { maskForGroups } from './groups.js';
 import { linearAttention } from './linear-attention.js';
 import { attendAll, softmaxAttention } from './softmax-attention.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -221,26 +222,11 @@ function featuresWithGates(
   const [B, H, Lq, d] = q.shape as [number, number, number, number];
   const Lk = k.shape[2]!;
   const perKey = (x: tf.Tensor) => tf.reshape(x, [B, 1, Lk, 1]);
-  const kz = mask === undefined ? k : tf.mul(k, perKey(tf.cast(tf.notEqual(mask, 0), 'float32')));
+  // padded keys are zeroed and, for a data-dependent map, left out of its fit
+  const keep = mask === undefined ? null : maskForGroups(mask, 0, B * H, H); // [B·H, Lk, 1]
+  const kz = keep === null ? k : tf.mul(k, tf.reshape(keep, [B, H, Lk, 1]));
   const [q3, k3] = [tf.reshape(q, [B * H, Lq, d]), tf.reshape(kz, [B * H, Lk, d])];
-  // a data-dependent map is fitted per call (bidirectional; causal uses the unfitted map, which
-  // cannot see the future); padded keys are left out of the fit
-  const keep3 =
-    mask === undefined
-      ? null
-      : tf.reshape(
-          tf.broadcastTo(tf.reshape(tf.cast(tf.notEqual(mask, 0), 'float32'), [B, 1, Lk, 1]), [
-            B,
-            H,
-            Lk,
-            1,
-          ]),
-          [B * H, Lk, 1],
-        );
-  const map = !causal && typeof phi.prepare === 'function' ? phi.prepare(q3, k3, keep3) : phi;
-  const qf = map.features(q3, 'query');
-  const kf = map.features(k3, 'key');
-  if (map !== phi) map.dispose?.();
+  const [qf, kf] = callFeatures(phi, q3, k3, keep, causal);
   const m = qf.shape[2]!;
   const kfg = tf.mul(tf.reshape(kf, [B, H, Lk, m]), perKey(g));
   return linearAttention(tf.reshape(qf, [B, H, Lq, m]), kfg, v, { causal, mask });

@@ -227,3 +227,22 @@ export function maskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor): tf.Tensor 
   const e = tf.mul(tf.exp(tf.sub(masked, tf.max(masked, -1, true))), tf.cast(allowedB, 'float32'));
   return tf.div(e, tf.maximum(tf.sum(e, -1, true), 1e-30));
 }
+
+/**
+ * Which keys each query may see, as a 0/1 float tensor broadcastable to [B, H, Lq, Lk] scores:
+ * [B, 1, 1, Lk] from a padding mask, [1, 1, Lq, Lk] when causal, their product for both; null when
+ * every key is visible.
+ */
+export function visibleKeys(
+  mask: tf.Tensor | undefined,
+  causal: boolean,
+  B: number,
+  Lq: number,
+  Lk: number,
+): tf.Tensor | null {
+  const pad =
+    mask === undefined ? null : tf.reshape(tf.cast(tf.notEqual(mask, 0), 'float32'), [B, 1, 1, Lk]);
+  if (!causal) return pad;
+  const c = tf.reshape(causalKeep(Lq, Lk, 0), [1, 1, Lq, Lk]);
+  return pad === null ? c : tf.mul(pad, c);
+}

@@ -15,16 +15,6 @@ export interface PersistentMemory {
   values: tf.Tensor;
 }
 
-/** The inputs of one attention call with the memory joined in (see joinMemory). */
-export interface MemoryJoined {
-  q: tf.Tensor;
-  k: tf.Tensor;
-  v: tf.Tensor;
-  mask: tf.Tensor | undefined;
-  /** Leading output rows to drop (the causal form's placeholder queries), 0 if none. */
-  drop: number;
-}
-
 /** Checks memory against the call's shapes; returns N (0 for an empty memory). */
 export function validateMemory(fn: string, memory: unknown, s: AttentionShapes): number {
   if (typeof memory !== 'object' || memory === null) {
@@ -61,24 +51,35 @@ export function validateMemory(fn: string, memory: unknown, s: AttentionShapes):
   return N;
 }
 
-/**
- * Joins N memory slots into one attention call: keys [M_k; K], values [M_v; V], the memory never
- * padded. Bidirectional, that is all. Causal, N placeholder (zero) queries go in front so that
- * query i, now at position N + i, sees the N memory slots and keys 0..i under the ordinary causal
- * rule — under FAVOR+ the memory is then the first part of the carried key-value state and
- * normaliser, at a cost independent of L; the placeholders' N output rows are dropped.
- * Call inside a tidy.
- */
-export function joinMemory(
+/** One attention call on checked inputs: q, k, v [B, H, ·, ·], mask [B, Lk] or undefined. */
+export type AttendChecked = (
   q: tf.Tensor,
   k: tf.Tensor,
   v: tf.Tensor,
   mask: tf.Tensor | undefined,
-  memory: PersistentMemory,
+  shapes: AttentionShapes,
+) => tf.Tensor4D;
+
+/**
+ * Runs `attend` with N memory slots joined into the call: keys [M_k; K], values [M_v; V], the
+ * memory never padded. Bidirectional, that is all. Causal, N placeholder (zero) queries go in
+ * front so that query i, now at position N + i, sees the N memory slots and keys 0..i under the
+ * ordinary causal rule — under FAVOR+ the memory is then the first part of the carried key-value
+ * state and normaliser, at a cost independent of L; the placeholders' N output rows are dropped.
+ * N = 0 (or no memory) runs `attend` on the inputs as they are. Call inside a tidy.
+ */
+export function attendWithMemory(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  mask: tf.Tensor | undefined,
+  memory: PersistentMemory | undefined,
   N: number,
   causal: boolean,
-): MemoryJoined {
-  if (N === 0) return { q, k, v, mask, drop: 0 };
+  shapes: AttentionShapes,
+  attend: AttendChecked,
+): tf.Tensor4D {
+  if (memory === undefined || N === 0) return attend(q, k, v, mask, shapes);
   const [B, H, , d] = q.shape as [number, number, number, number];
   const dv = v.shape[3]!;
   const mk = tf.broadcastTo(tf.expandDims(memory.keys, 0), [B, H, N, d]);
@@ -87,18 +88,14 @@ export function joinMemory(
     mask === undefined
       ? undefined
       : tf.concat([tf.ones([B, N]), tf.cast(tf.notEqual(mask, 0), 'float32')], 1);
-  return {
-    q: causal ? tf.concat([tf.zeros([B, H, N, d]), q], 2) : q,
-    k: tf.concat([mk, k], 2),
-    v: tf.concat([mv, v], 2),
-    mask: joinedMask,
-    drop: causal ? N : 0,
-  };
-}
-
-/** out [B, H, N + L, dv] → [B, H, L, dv] without the placeholder rows. */
-export function dropRows(out: tf.Tensor4D, drop: number): tf.Tensor4D {
+  const drop = causal ? N : 0;
+  const out = attend(
+    causal ? tf.concat([tf.zeros([B, H, N, d]), q], 2) : q,
+    tf.concat([mk, k], 2),
+    tf.concat([mv, v], 2),
+    joinedMask,
+    { ...shapes, queryLength: shapes.queryLength + drop, keyLength: shapes.keyLength + N },
+  );
   if (drop === 0) return out;
-  const [B, H, L, dv] = out.shape;
-  return tf.slice(out, [0, 0, drop, 0], [B, H, L - drop, dv]);
+  return tf.slice(out, [0, 0, drop, 0], [B, H, shapes.queryLength, dv]);
 }

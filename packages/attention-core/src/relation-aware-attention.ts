@@ -1,6 +1,6 @@
 import { assertTensor, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import { causalKeep, maskedSoftmax } from './groups.js';
+import { maskedSoftmax, visibleKeys } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
 
 export interface RelationAwareAttentionOptions {
@@ -104,7 +104,10 @@ export function relationAwareAttention(
       rel.gather(tf.reshape(qA, [B, H, Lq, R])),
     );
     scores = tf.mul(scores, scale); // [B, H, Lq, Lk]
-    const alpha = softmaxOverVisible(scores, opts.mask, causal);
+    const allowed = visibleKeys(opts.mask, causal, B, Lq, Lk);
+    const alpha = (
+      allowed === null ? tf.softmax(scores) : maskedSoftmax(scores, allowed)
+    ) as tf.Tensor4D;
     const valueTerm = tf.reshape(tf.matMul(tf.reshape(rel.sum(alpha), [B * H * Lq, R]), aV), [
       B,
       H,
@@ -200,22 +203,4 @@ function byRelation(relations: tf.Tensor, B: number, H: number, R: number) {
     gather: (p: tf.Tensor) => gather(p) as tf.Tensor,
     sum: (x: tf.Tensor) => sum(x) as tf.Tensor,
   };
-}
-
-/** Softmax over the last axis of [B, H, Lq, Lk] scores with padded and future keys excluded. */
-function softmaxOverVisible(
-  scores: tf.Tensor,
-  mask: tf.Tensor | undefined,
-  causal: boolean,
-): tf.Tensor4D {
-  const [B, , Lq, Lk] = scores.shape as [number, number, number, number];
-  let allowed: tf.Tensor | null = null;
-  if (mask !== undefined) {
-    allowed = tf.reshape(tf.cast(tf.notEqual(mask, 0), 'float32'), [B, 1, 1, Lk]);
-  }
-  if (causal) {
-    const c = tf.reshape(causalKeep(Lq, Lk, 0), [1, 1, Lq, Lk]);
-    allowed = allowed === null ? c : tf.mul(allowed, c);
-  }
-  return (allowed === null ? tf.softmax(scores) : maskedSoftmax(scores, allowed)) as tf.Tensor4D;
 }

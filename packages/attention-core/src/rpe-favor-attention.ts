@@ -1,6 +1,6 @@
 import { assertTensor, type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import { assertFeatureMap } from './favor-attention.js';
+import { assertFeatureMap, callFeatures } from './favor-attention.js';
 import { groupsPerBlock, mapGroupBlocks, rangeTaker, safeDivide } from './groups.js';
 import { type ToeplitzMethod, toeplitzMatmul } from './toeplitz.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -103,12 +103,8 @@ export function rpeFavorAttention(
       shapes,
       groupsPerBlock(B * H, L, m),
       ({ g0, size, q: qb, k: kb, v: vb, keep }) => {
-        // a data-dependent map is fitted per attention call — bidirectional only: causal attention
-        // uses the unfitted map, which cannot see the future
-        const map = !causal && typeof phi.prepare === 'function' ? phi.prepare(qb, kb, keep) : phi;
-        const fq = map.features(qb, 'query'); // [G, L, m]
-        let fk = map.features(kb, 'key');
-        if (map !== phi) map.dispose?.();
+        const [fq, fk0] = callFeatures(phi, qb, kb, keep, causal); // [G, L, m]
+        let fk = fk0;
         if (fk.rank !== 3 || fq.rank !== 3 || fk.shape[2] !== fq.shape[2]) {
           throw new RangeError(
             `${fn}: featureMap ${phi.name} must map [G, L, d] to [G, L, m'] with the same m' for queries and keys, got ${shapeString(fq.shape)} and ${shapeString(fk.shape)}`,

@@ -10,12 +10,7 @@ import {
   rangeTaker,
   transposeLast,
 } from './groups.js';
-import {
-  dropRows,
-  joinMemory,
-  type PersistentMemory,
-  validateMemory,
-} from './persistent-memory.js';
+import { attendWithMemory, type PersistentMemory, validateMemory } from './persistent-memory.js';
 import { type AttentionShapes, validateMask, validateQkv } from './validate.js';
 
 export interface SoftmaxAttentionOptions {
@@ -57,15 +52,11 @@ export function softmaxAttention(
   const shapes = validateQkv(fn, q, k, v, { causal });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
   const N = opts.memory === undefined ? 0 : validateMemory(fn, opts.memory, shapes);
-  return tf.tidy(() => {
-    const j = joinMemory(q, k, v, opts.mask, opts.memory!, N, causal);
-    const joined = {
-      ...shapes,
-      queryLength: shapes.queryLength + j.drop,
-      keyLength: shapes.keyLength + N,
-    };
-    return dropRows(attendAll(j.q, j.k, j.v, j.mask, joined, causal), j.drop);
-  });
+  return tf.tidy(() =>
+    attendWithMemory(q, k, v, opts.mask, opts.memory, N, causal, shapes, (qq, kk, vv, m, s) =>
+      attendAll(qq, kk, vv, m, s, causal),
+    ),
+  );
 }
 
 /**

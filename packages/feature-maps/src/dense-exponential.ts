@@ -231,6 +231,8 @@ class DenseExponentialMap implements FeatureMap {
   private readonly w: Matrix;
   private readonly prepared: Prepared | null;
   private readonly groups: number | null;
+  /** |ω_r|² per projection row, computed on the first fit */
+  private omegaNorms: Float32Array | null = null;
 
   constructor(
     name: string,
@@ -374,21 +376,11 @@ class DenseExponentialMap implements FeatureMap {
         const dp = tf.add(tf.mul(phi, 2), d);
         const rho = tf.div(2 * d, tf.add(dp, tf.sqrt(tf.add(tf.square(dp), tf.mul(phi, 8 * d)))));
         const A = tf.div(tf.sub(1, tf.reciprocal(rho)), 8);
-        const oneMinus4A = tf.sub(1, tf.mul(A, 4));
-        const omega2 = tf.tensor(
-          Float32Array.from({ length: this.numFeatures }, (_, r) => {
-            let s = 0;
-            for (let l = 0; l < d; l++) s += this.w.data[r * d + l]! ** 2;
-            return s;
-          }),
-          [1, 1, this.numFeatures],
-        );
         return {
           query: scale,
           key: scale === null ? null : tf.reciprocal(scale),
           projection: null,
-          b: tf.sqrt(oneMinus4A),
-          offset: tf.add(tf.mul(A, omega2), tf.mul(tf.log(oneMinus4A), d / 4)),
+          ...this.oprfScaleAndOffset(A),
         } satisfies Prepared as unknown as tf.TensorContainer;
       }
       if (tf.getBackend() === 'webgpu') {
@@ -418,21 +410,11 @@ class DenseExponentialMap implements FeatureMap {
           fits.map((f) => f.A!),
           [G, 1, 1],
         );
-        const omega2 = tf.tensor3d(
-          Float32Array.from({ length: m }, (_, r) => {
-            let s = 0;
-            for (let l = 0; l < d; l++) s += this.w.data[r * d + l]! ** 2;
-            return s;
-          }),
-          [1, 1, m],
-        );
-        const oneMinus4A = tf.sub(1, tf.mul(A, 4));
         return {
           query: stack((f) => f.psi1!),
           key: stack((f) => f.psi2!),
           projection: null,
-          b: tf.sqrt(oneMinus4A),
-          offset: tf.add(tf.mul(A, omega2), tf.mul(tf.log(oneMinus4A), d / 4)),
+          ...this.oprfScaleAndOffset(A),
         } satisfies Prepared as unknown as tf.TensorContainer;
       }
       // SDERF: projection rows ω_rᵀB, offsets ω_rᵀAω_r + ln D
@@ -473,6 +455,27 @@ class DenseExponentialMap implements FeatureMap {
       G,
       this.holder,
     );
+  }
+
+  /**
+   * OPRF's per-group constants from A [G, 1, 1]: the scale B = √(1 − 4A) of u = x̂·Wᵀ and the
+   * exponent offset A|ω_r|² + ln D, D = (1 − 4A)^{d/4}, as [G, 1, m].
+   */
+  private oprfScaleAndOffset(A: tf.Tensor): { b: tf.Tensor; offset: tf.Tensor } {
+    const d = this.holder.cols;
+    this.omegaNorms ??= Float32Array.from({ length: this.numFeatures }, (_, r) => {
+      let s = 0;
+      for (let l = 0; l < d; l++) s += this.w.data[r * d + l]! ** 2;
+      return s;
+    });
+    const oneMinus4A = tf.sub(1, tf.mul(A, 4));
+    return {
+      b: tf.sqrt(oneMinus4A),
+      offset: tf.add(
+        tf.mul(A, tf.tensor3d(this.omegaNorms, [1, 1, this.numFeatures])),
+        tf.mul(tf.log(oneMinus4A), d / 4),
+      ),
+    };
   }
 
   dispose(): void {

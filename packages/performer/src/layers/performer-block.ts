@@ -122,6 +122,7 @@ export class PerformerAttention extends layers.Layer {
   /** The last forward pass's weighted auxiliary loss (gate penalty or KL), read by addLoss. */
   private auxLoss: tf.Scalar | null = null;
   private calls = 0;
+  private readonly relationCache = new Map<number, tf.Tensor>();
 
   constructor(args: PerformerAttentionArgs) {
     super({ name: args.name, trainable: args.trainable });
@@ -335,7 +336,7 @@ export class PerformerAttention extends layers.Layer {
       o = softmaxAttention(q, k, v, { causal, mask: keep, memory });
     } else if (attention === 'relation') {
       o = relationAwareAttention(q, k, v, {
-        relations: clippedRelativePositions(N, this.args.maxDistance),
+        relations: this.relationIds(N),
         relationKeys: this.relationKeys!.read(),
         relationValues: this.relationValues!.read(),
         causal,
@@ -398,6 +399,16 @@ export class PerformerAttention extends layers.Layer {
     return dense(merged, this.wo.read());
   }
 
+  /** Clipped relative-position ids [N, N] for 'relation', built once per sequence length. */
+  private relationIds(N: number): tf.Tensor {
+    let ids = this.relationCache.get(N);
+    if (ids === undefined) {
+      ids = tf.keep(clippedRelativePositions(N, this.args.maxDistance));
+      this.relationCache.set(N, ids);
+    }
+    return ids;
+  }
+
   /** Keeps the auxiliary loss of this forward pass (the previous one is freed). */
   private setAuxLoss(loss: tf.Scalar): void {
     this.auxLoss?.dispose();
@@ -426,6 +437,8 @@ export class PerformerAttention extends layers.Layer {
   override dispose(): ReturnType<layers.Layer['dispose']> {
     this.auxLoss?.dispose();
     this.auxLoss = null;
+    for (const ids of this.relationCache.values()) ids.dispose();
+    this.relationCache.clear();
     return super.dispose();
   }
 
