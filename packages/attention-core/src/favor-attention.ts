@@ -1,9 +1,10 @@
-import { type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
+import { type FeatureMap, isTensor, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   groupMatMul,
   groupsPerBlock,
   mapGroupBlocks,
+  maskForGroups,
   NO_KEY_YET,
   rangeTaker,
   safeDivide,
@@ -131,8 +132,8 @@ export function favorAttention(
   );
 }
 
-/** favorAttention on checked inputs. */
-function favorAll(
+/** favorAttention on checked inputs (also gated attention's path, with key weights). */
+export function favorAll(
   fn: string,
   phi: FeatureMap,
   q: tf.Tensor,
@@ -140,24 +141,128 @@ function favorAll(
   v: tf.Tensor,
   mask: tf.Tensor | undefined,
   shapes: AttentionShapes,
-  o: {
-    causal: boolean;
-    chunkSize: number;
-    denominatorEps: number;
-    featureBlock: number;
-    causalFitLength: number;
-    shrinkage: boolean;
-  },
+  o: FavorSettings,
 ): tf.Tensor4D {
   const { causal } = o;
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = shapes;
   const width = safeNumFeatures(phi) ?? Math.max(d, 64);
   const groups = groupsPerBlock(B * H, Math.max(Lq, Lk), width);
-  return mapGroupBlocks(q, k, v, mask, shapes, groups, ({ q: qb, k: kb, v: vb, keep }) =>
-    withPreparedMap(phi, qb, kb, vb, keep, causal, o.causalFitLength, (map, qq, kk, vv, kp) =>
-      attendGroups(fn, map, qq, kk, vv, kp, o),
-    ),
+  return mapGroupBlocks(
+    q,
+    k,
+    v,
+    mask,
+    shapes,
+    groups,
+    ({ g0, size, q: qb, k: kb, v: vb, keep }) => {
+      const weights = o.keyWeights ? maskForGroups(o.keyWeights, g0, size, H, false) : null;
+      const block = { ...o, keyWeights: weights };
+      return withPreparedMap(
+        phi,
+        qb,
+        kb,
+        vb,
+        keep,
+        causal,
+        o.causalFitLength,
+        (map, qq, kk, vv, kp) =>
+          attendGroups(fn, map, qq, kk, vv, kp, {
+            ...block,
+            // the early (unfitted) part of a causal data-dependent call sees the first positions only
+            keyWeights:
+              weights === null || kk.shape[1] === weights.shape[1]
+                ? weights
+                : tf.slice(weights, [0, 0, 0], [-1, kk.shape[1]!, -1]),
+          }),
+      );
+    },
   );
+}
+
+/** The settings of one favorAttention call, resolved and checked. */
+export interface FavorSettings {
+  causal: boolean;
+  chunkSize: number;
+  denominatorEps: number;
+  featureBlock: number;
+  causalFitLength: number;
+  shrinkage: boolean;
+  /**
+   * Weights multiplying each key's features (gated attention): [B, Lk] for favorAll, the
+   * group rows [G, Lk, 1] once inside a block; null or absent for none.
+   */
+  keyWeights?: tf.Tensor | null;
+}
+
+/**
+ * Key features of one block of groups as attention uses them: φ(k_j; s) = e^{ℓ_j − s}·base_j + floor.
+ * Maps with keyParts (and the default key stabilizer) give base and ℓ, padded keys' ℓ set to
+ * NO_KEY_YET so that they never move the stabilizer s, which attention takes over the keys each
+ * query sees. Position-local maps (and performer-pytorch's global stabilizer) give their features
+ * as they are: logScale null, the floor split off where the map offers it.
+ */
+export interface KeySide {
+  /** [G, Lk, m'] */
+  base: tf.Tensor;
+  /** [G, Lk, 1] or null */
+  logScale: tf.Tensor | null;
+  floor: number;
+}
+
+export function keySide(
+  fn: string,
+  phi: FeatureMap,
+  k: tf.Tensor,
+  keep: tf.Tensor | null,
+  globalAsParts = false,
+): KeySide {
+  const [G, Lk] = k.shape as [number, number, number];
+  if (typeof phi.keyParts === 'function' && (phi.keyStabilizer !== 'global' || globalAsParts)) {
+    const parts = phi.keyParts(k);
+    if (
+      !isTensor(parts?.base) ||
+      !isTensor(parts.logScale) ||
+      parts.base.rank !== 3 ||
+      parts.base.shape[0] !== G ||
+      parts.base.shape[1] !== Lk ||
+      parts.logScale.rank !== 3 ||
+      parts.logScale.shape[1] !== Lk ||
+      parts.logScale.shape[2] !== 1 ||
+      !(Number.isFinite(parts.floor) && parts.floor >= 0)
+    ) {
+      throw new RangeError(
+        `${fn}: featureMap ${phi.name} keyParts must map [G, L, d] = ${shapeString(k.shape)} to { base [G, L, m'], logScale [G, L, 1], floor >= 0 }, got base ${describeShape(parts?.base)} and logScale ${describeShape(parts?.logScale)}`,
+      );
+    }
+    const logScale =
+      keep === null
+        ? parts.logScale
+        : tf.where(
+            tf.cast(keep, 'bool'),
+            parts.logScale,
+            tf.fill(parts.logScale.shape, NO_KEY_YET),
+          );
+    return { base: parts.base, logScale, floor: parts.floor };
+  }
+  const split = typeof phi.featuresWithoutFloor === 'function' && (phi.floor ?? 0) !== 0;
+  const base = split ? phi.featuresWithoutFloor!(k, 'key') : phi.features(k, 'key');
+  checkFeatures(fn, phi, base, 'key', [G, Lk]);
+  return { base, logScale: null, floor: split ? phi.floor! : 0 };
+}
+
+/** Bidirectional keys: the per-key factor e^{ℓ_j − s} (s = max over unpadded keys), times keep. */
+function bidirectionalKeyScale(side: KeySide, keep: tf.Tensor | null): tf.Tensor | null {
+  if (side.logScale === null) return keep;
+  const scale = tf.exp(tf.sub(side.logScale, tf.max(side.logScale, [1, 2], true)));
+  return keep === null ? scale : tf.mul(scale, keep);
+}
+
+/** φ(k) in full, [G, Lk, m'] (bidirectional), padded rows zero. */
+function bidirectionalKeyFeatures(side: KeySide, keep: tf.Tensor | null): tf.Tensor {
+  const scale = bidirectionalKeyScale(side, keep);
+  let kf = scale === null ? side.base : tf.mul(side.base, scale);
+  if (side.floor !== 0) kf = tf.add(kf, keep === null ? side.floor : tf.mul(keep, side.floor));
+  return kf;
 }
 
 /**
@@ -246,47 +351,72 @@ function attendGroups(
   kb: tf.Tensor,
   vb: tf.Tensor,
   keep: tf.Tensor | null,
-  o: {
-    causal: boolean;
-    chunkSize: number;
-    denominatorEps: number;
-    featureBlock: number;
-    shrinkage?: boolean;
-  },
+  o: FavorSettings,
 ): tf.Tensor {
   const { causal, chunkSize, denominatorEps, featureBlock } = o;
   const [size, Lq] = qb.shape as [number, number, number];
   const Lk = kb.shape[1]!;
+  const keyWeights = o.keyWeights ?? null;
   if (o.shrinkage) return shrunkToMean(fn, phi, qb, kb, vb, keep);
-  if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0) {
+  if (!causal && Math.max(Lq, Lk) > featureBlock && denominatorEps === 0 && keyWeights === null) {
     return blockedBidirectional(fn, phi, qb, kb, vb, keep, featureBlock);
   }
-  // with a fused bidirectional kernel registered, plain features go to it; else fold on the small side
-  const fusedBi = !causal && hasFusedKernel(BidirectionalLinearAttention);
-  const plain = denominatorEps !== 0; // Σ_f φ(q)_f is needed: no folding of scales or floor
-  if (!causal && !fusedBi && !plain && typeof phi.factoredFeatures === 'function') {
-    // features as scale ⊙ rows + floor: scales and floor go to the small products
-    const fq = phi.factoredFeatures(qb, 'query');
-    const fk = phi.factoredFeatures(kb, 'key');
-    assertFeatures(fn, phi, fq.rows, fk.rows, [size, Lq], [size, Lk]);
-    const kScale = keep === null ? fk.scale : tf.mul(fk.scale, keep);
-    return attendBlock(fq.rows, fk.rows, vb, false, chunkSize, {
-      floor: fk.floor,
+  const side = keySide(fn, phi, kb, keep);
+  if (causal) {
+    const qf = phi.features(qb, 'query');
+    checkFeatures(fn, phi, qf, 'query', [size, Lq], side.base.shape[2]);
+    return attendBlock(qf, side.base, vb, true, chunkSize, {
       keep,
+      kLog: side.logScale,
+      floor: side.floor,
+      keyWeights,
+      denominatorEps,
+    });
+  }
+  // bidirectional: with a fused kernel registered, plain features go to it; else scales and the
+  // floor go to the small products
+  const fusedBi = hasFusedKernel(BidirectionalLinearAttention);
+  if (fusedBi || denominatorEps !== 0) {
+    const qf = phi.features(qb, 'query');
+    checkFeatures(fn, phi, qf, 'query', [size, Lq], side.base.shape[2]);
+    return attendBlock(qf, bidirectionalKeyFeatures(side, keep), vb, false, chunkSize, {
+      keep,
+      keyWeights,
+      denominatorEps,
+    });
+  }
+  const kScale = bidirectionalKeyScale(side, keep) ?? undefined;
+  if (typeof phi.factoredFeatures === 'function' && side.floor === (phi.floor ?? 0)) {
+    // query features as scale ⊙ rows + floor
+    const fq = phi.factoredFeatures(qb, 'query');
+    checkFeatures(fn, phi, fq.rows, 'query', [size, Lq], side.base.shape[2]);
+    return attendBlock(fq.rows, side.base, vb, false, chunkSize, {
+      floor: side.floor,
+      keep,
+      keyWeights,
       qScale: fq.scale,
       kScale,
     });
   }
-  // bidirectional: add a map's constant floor on the small products, not on every feature
-  const floor =
-    !causal && !fusedBi && !plain && typeof phi.featuresWithoutFloor === 'function'
-      ? (phi.floor ?? 0)
-      : 0;
-  const qf = floor !== 0 ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
-  let kf = floor !== 0 ? phi.featuresWithoutFloor!(kb, 'key') : phi.features(kb, 'key');
-  assertFeatures(fn, phi, qf, kf, [size, Lq], [size, Lk]);
-  if (keep !== null) kf = tf.mul(kf, keep); // φ(0) ≠ 0: padded keys' features are zeroed too
-  return attendBlock(qf, kf, vb, causal, chunkSize, { floor, keep, denominatorEps });
+  const splitQuery =
+    side.floor !== 0 &&
+    typeof phi.featuresWithoutFloor === 'function' &&
+    (phi.floor ?? 0) === side.floor;
+  const qf = splitQuery ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
+  checkFeatures(fn, phi, qf, 'query', [size, Lq], side.base.shape[2]);
+  if (side.floor !== 0 && !splitQuery) {
+    // the queries carry their floor already: only the keys' floor goes to the products
+    return attendBlock(qf, bidirectionalKeyFeatures(side, keep), vb, false, chunkSize, {
+      keep,
+      keyWeights,
+    });
+  }
+  return attendBlock(qf, side.base, vb, false, chunkSize, {
+    floor: side.floor,
+    keep,
+    keyWeights,
+    kScale,
+  });
 }
 
 /**
@@ -307,10 +437,9 @@ function shrunkToMean(
   const [G, Lq] = qb.shape as [number, number, number];
   const Lk = kb.shape[1]!;
   const dv = vb.shape[2]!;
+  const kf = bidirectionalKeyFeatures(keySide(fn, phi, kb, keep), keep);
   const qf = phi.features(qb, 'query');
-  let kf = phi.features(kb, 'key');
-  assertFeatures(fn, phi, qf, kf, [G, Lq], [G, Lk]);
-  if (keep !== null) kf = tf.mul(kf, keep);
+  checkFeatures(fn, phi, qf, 'query', [G, Lq], kf.shape[2]);
   const m = qf.shape[2]!;
   if (m < 2) throw new RangeError(`${fn}: shrinkage needs at least 2 features, got ${m}`);
   const vOnes = tf.concat([vb, keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv + 1]
@@ -336,7 +465,7 @@ function shrunkToMean(
   return tf.add(tf.mul(lambda, out), tf.mul(tf.sub(1, lambda), meanV));
 }
 
-function safeNumFeatures(phi: FeatureMap): number | undefined {
+export function safeNumFeatures(phi: FeatureMap): number | undefined {
   try {
     return phi.numFeatures;
   } catch {
@@ -344,37 +473,43 @@ function safeNumFeatures(phi: FeatureMap): number | undefined {
   }
 }
 
-/** A user map must return [G, L, m'] with one m' for queries and keys. */
-function assertFeatures(
+function describeShape(t: unknown): string {
+  return isTensor(t) ? `${shapeString(t.shape)} (${t.dtype})` : t === null ? 'null' : typeof t;
+}
+
+/**
+ * A map's features must be float32 [G, L, m'] tensors, with one m' for queries and keys (`width`,
+ * when the other role's is known): a user map that returns anything else gets an error naming it.
+ */
+export function checkFeatures(
   fn: string,
   phi: FeatureMap,
-  qf: tf.Tensor,
-  kf: tf.Tensor,
-  qLead: number[],
-  kLead: number[],
-): void {
-  const ok = (t: tf.Tensor, lead: number[]) =>
-    t.rank === 3 && t.shape[0] === lead[0] && t.shape[1] === lead[1];
-  if (
-    !ok(qf, qLead) ||
-    !ok(kf, kLead) ||
-    qf.shape[2] !== kf.shape[2] ||
-    qf.dtype !== 'float32' ||
-    kf.dtype !== 'float32'
-  ) {
+  f: unknown,
+  role: 'query' | 'key',
+  lead: [number, number],
+  width?: number,
+): asserts f is tf.Tensor3D {
+  const ok =
+    isTensor(f) &&
+    f.rank === 3 &&
+    f.shape[0] === lead[0] &&
+    f.shape[1] === lead[1] &&
+    f.dtype === 'float32' &&
+    (width === undefined || f.shape[2] === width);
+  if (!ok) {
     throw new RangeError(
-      `${fn}: featureMap ${phi.name} must map [G, L, d] to float32 [G, L, m'] with the same m' for queries and keys, got query features ${shapeString(qf.shape)} (${qf.dtype}) and key features ${shapeString(kf.shape)} (${kf.dtype})`,
+      `${fn}: featureMap ${phi.name} must map [G, L, d] to float32 [G, L, m'] with the same m' for queries and keys: its ${role} features should be [${lead.join(',')},${width ?? "m'"}], got ${describeShape(f)}`,
     );
   }
 }
 
 /**
  * Bidirectional FAVOR+ for long sequences, features computed `block` positions at a time.
- * Keys: with KeyParts φ(k_j; s) = e^{ℓ_j − s} base_j + floor, accumulate for a running max r
+ * Keys: with φ(k_j; s) = e^{ℓ_j − s} base_j + floor (keySide), accumulate for a running max r
  *   KVᵀ ← KVᵀ·e^{r_old − r} + (V'_c ⊙ e^{ℓ_c − r})ᵀ base_c,   ΣV' ← ΣV' + 1ᵀV'_c
- * so that at the end (s = r, the sequence-wide key stabilizer) KV = Σ_j φ(k_j) v'_jᵀ − floor·1ΣV'ᵀ.
- * Queries: out_c = φ(Q_c)·(KV + floor·1 ΣV'ᵀ) block by block. Maps without keyParts are
- * position-local: base = φ(k), ℓ = 0, floor = 0.
+ * so that at the end (s = r, the largest ℓ of the unpadded keys) KV = Σ_j φ(k_j) v'_jᵀ − floor·1ΣV'ᵀ.
+ * Queries: out_c = φ(Q_c)·(KV + floor·1 ΣV'ᵀ) block by block. Position-local maps: ℓ ≡ 0.
+ * performer-pytorch's global stabilizer (keyStabilizer 'global') is its keyParts' running max.
  */
 function blockedBidirectional(
   fn: string,
@@ -391,6 +526,8 @@ function blockedBidirectional(
   const takeK = rangeTaker(kb, 1);
   const takeV = rangeTaker(tf.concat([vb, keep ?? tf.ones([G, Lk, 1])], 2), 1); // V' = [V, keep]
   const takeKeep = keep === null ? null : rangeTaker(keep, 1);
+  // the global stabilizer counts padded (zeroed) keys too, as features(k, 'key') does
+  const global = phi.keyStabilizer === 'global';
   let kvT: tf.Tensor | null = null; // [G, w, m]
   let ref: tf.Tensor = tf.fill([G, 1, 1], NO_KEY_YET);
   let vSum: tf.Tensor = tf.zeros([G, 1, dv + 1]);
@@ -399,28 +536,19 @@ function blockedBidirectional(
     const size = Math.min(block, Lk - start);
     const next = tf.tidy(() => {
       const kc = takeK(start, size);
-      const parts = phi.keyParts
-        ? phi.keyParts(kc)
-        : { base: phi.features(kc, 'key'), logScale: tf.zeros([G, size, 1]), floor: 0 };
-      if (
-        parts.base.rank !== 3 ||
-        parts.base.shape[1] !== size ||
-        parts.logScale.shape[1] !== size
-      ) {
-        throw new RangeError(
-          `${fn}: featureMap ${phi.name} keyParts must map [G, L, d] to base [G, L, m'] and logScale [G, L, 1]`,
-        );
-      }
+      const keepC = takeKeep === null ? null : takeKeep(start, size);
+      const side = keySide(fn, phi, kc, global ? null : keepC, global);
+      const ell = side.logScale ?? tf.zeros([G, size, 1]);
       const vc = takeV(start, size); // [G, C, w]
-      const r = tf.maximum(ref, tf.max(parts.logScale, [1, 2], true));
-      let scale = tf.exp(tf.sub(parts.logScale, r)); // [G, C, 1]
-      if (takeKeep !== null) scale = tf.mul(scale, takeKeep(start, size));
-      const term = groupMatMul(transposeLast(tf.mul(vc, scale)), parts.base); // [G, w, m]
+      const r = tf.maximum(ref, tf.max(ell, [1, 2], true));
+      let scale = tf.exp(tf.sub(ell, r)); // [G, C, 1]
+      if (keepC !== null) scale = tf.mul(scale, keepC);
+      const term = groupMatMul(transposeLast(tf.mul(vc, scale)), side.base); // [G, w, m]
       return {
         kvT: kvT === null ? term : tf.add(tf.mul(kvT, tf.exp(tf.sub(ref, r))), term),
         ref: r,
         vSum: tf.add(vSum, tf.sum(vc, 1, true)),
-        floor: parts.floor,
+        floor: side.floor,
       };
     });
     tf.dispose([kvT, ref, vSum].filter((t): t is tf.Tensor => t !== null));
@@ -436,7 +564,9 @@ function blockedBidirectional(
     const size = Math.min(block, Lq - start);
     outs.push(
       tf.tidy(() => {
-        const numDen = groupMatMul(phi.features(takeQ(start, size), 'query'), kv); // [G, C, w]
+        const qf = phi.features(takeQ(start, size), 'query');
+        checkFeatures(fn, phi, qf, 'query', [G, size], kv.shape[1]);
+        const numDen = groupMatMul(qf, kv); // [G, C, w]
         const cols = rangeTaker(numDen, 2);
         return safeDivide(cols(0, dv), cols(dv, 1));
       }),

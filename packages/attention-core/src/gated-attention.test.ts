@@ -10,8 +10,7 @@ import {
   expectGradientsMatchFiniteDifferences,
   expectNoLeak,
   maxRelativeError,
-  naiveLinearAttention,
-  naivePositiveFeatures,
+  naiveFavorAttention,
   naiveSoftmaxAttention,
   rand4,
   randomArray,
@@ -47,15 +46,13 @@ function naiveGated(
   o: { causal: boolean; favor: boolean; mask?: number[][] },
 ): Array4 {
   if (o.favor) {
-    const qf = naivePositiveFeatures(q, w, 'query', 1e-4);
-    // padded keys are zeroed before φ (they then do not move the key stabilizer)
-    const kz = k.map((kb, b) =>
-      kb.map((kh) => kh.map((row, j) => row.map((x) => (o.mask && o.mask[b]![j] === 0 ? 0 : x)))),
-    );
-    const kf = naivePositiveFeatures(kz, w, 'key', 1e-4).map((kb, b) =>
-      kb.map((kh) => kh.map((row, j) => row.map((x) => x * g[b]![j]!))),
-    );
-    return naiveLinearAttention(qf, kf, v, { causal: o.causal, mask: o.mask });
+    // padded keys count nowhere, and the key stabilizer runs over the keys each query sees
+    return naiveFavorAttention(q, k, v, w, {
+      causal: o.causal,
+      mask: o.mask,
+      eps: 1e-4,
+      keyWeights: g,
+    });
   }
   // softmax with key weights: fold log g_j into an extra query/key coordinate scaled to √d'
   const d1 = d + 1;

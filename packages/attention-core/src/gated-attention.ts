@@ -1,9 +1,14 @@
 import { assertTensor, type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
 import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
-import { assertFeatureMap, callFeatures, favorAttention } from './favor-attention.js';
-import { maskForGroups } from './groups.js';
-import { linearAttention } from './linear-attention.js';
+import {
+  assertFeatureMap,
+  DEFAULT_CAUSAL_FIT_LENGTH,
+  DEFAULT_FEATURE_BLOCK,
+  favorAll,
+  favorAttention,
+} from './favor-attention.js';
+import { DEFAULT_CHUNK_SIZE } from './linear-attention.js';
 import { attendAll, softmaxAttention } from './softmax-attention.js';
 import { validateMask, validateQkv } from './validate.js';
 
@@ -145,7 +150,7 @@ export function gatedAttention(
       output =
         phi === undefined
           ? softmaxWithGates(q, k, v, gk, opts.mask, shapes, causal)
-          : featuresWithGates(phi, q, k, v, gk, opts.mask, causal);
+          : featuresWithGates(phi, q, k, v, gk, opts.mask, causal, shapes);
     }
     return { output, penalty: penalty as tf.Scalar };
   });
@@ -209,7 +214,11 @@ function softmaxWithGates(
   return tf.mul(out, tf.reshape(causal ? any : tf.tile(any, [1, Lq]), [B, 1, Lq, 1]));
 }
 
-/** Linear attention on φ(q) and g_j·φ(k_j) (padded keys zeroed before φ, as favorAttention does). */
+/**
+ * FAVOR with key features g_j·φ(k_j): favorAttention's own path with the gates as key weights, so
+ * the key stabilizer runs over the keys each query sees (exactly causal) and padded keys count
+ * nowhere, as in favorAttention.
+ */
 function featuresWithGates(
   phi: FeatureMap,
   q: tf.Tensor,
@@ -218,18 +227,17 @@ function featuresWithGates(
   g: tf.Tensor,
   mask: tf.Tensor | undefined,
   causal: boolean,
+  shapes: ReturnType<typeof validateQkv>,
 ): tf.Tensor4D {
-  const [B, H, Lq, d] = q.shape as [number, number, number, number];
-  const Lk = k.shape[2]!;
-  const perKey = (x: tf.Tensor) => tf.reshape(x, [B, 1, Lk, 1]);
-  // padded keys are zeroed and, for a data-dependent map, left out of its fit
-  const keep = mask === undefined ? null : maskForGroups(mask, 0, B * H, H); // [B·H, Lk, 1]
-  const kz = keep === null ? k : tf.mul(k, tf.reshape(keep, [B, H, Lk, 1]));
-  const [q3, k3] = [tf.reshape(q, [B * H, Lq, d]), tf.reshape(kz, [B * H, Lk, d])];
-  const [qf, kf] = callFeatures(phi, q3, k3, keep, causal);
-  const m = qf.shape[2]!;
-  const kfg = tf.mul(tf.reshape(kf, [B, H, Lk, m]), perKey(g));
-  return linearAttention(tf.reshape(qf, [B, H, Lq, m]), kfg, v, { causal, mask });
+  return favorAll('gatedAttention', phi, q, k, v, mask, shapes, {
+    causal,
+    chunkSize: DEFAULT_CHUNK_SIZE,
+    denominatorEps: 0,
+    featureBlock: DEFAULT_FEATURE_BLOCK,
+    causalFitLength: DEFAULT_CAUSAL_FIT_LENGTH,
+    shrinkage: false,
+    keyWeights: g,
+  });
 }
 
 /** Bidirectional hard gates: per batch item, attention over its open keys only (gathered). */

@@ -4,12 +4,15 @@ import {
   groupMatMul,
   groupsPerBlock,
   mapGroupBlocks,
+  NO_KEY_YET,
   rangeTaker,
   safeDivide,
   transposeLast,
 } from './groups.js';
 import {
   BidirectionalLinearAttention,
+  type BidirectionalLinearAttentionAttrs,
+  type BidirectionalLinearAttentionInputs,
   CausalLinearAttention,
   type CausalLinearAttentionAttrs,
   type CausalLinearAttentionInputs,
@@ -88,12 +91,14 @@ export function linearAttention(
 }
 
 /**
- * Linear attention for one block of groups: qf [G, Lq, m], kf [G, Lk, m] (padded rows already
- * zero), v [G, Lk, dv] → [G, Lq, dv]. The denominator rides along as an extra column of V:
- * ones, or the keep mask [G, Lk, 1] when there is one (so that a floor never counts padded keys).
+ * Linear attention for one block of groups: qf [G, Lq, m], kf [G, Lk, m], v [G, Lk, dv] →
+ * [G, Lq, dv]. The denominator rides along as an extra column of V: ones, or the keep mask
+ * [G, Lk, 1] when there is one (padded keys' v rows are zero, so that they count nowhere).
  *
- * `floor` (bidirectional only): the features are qf + floor and kf + floor·keep, with the
- * constant added here as rank-1 corrections of the small products instead of to every feature:
+ * Key features are kScale ⊙ kf + floor (bidirectional) or, causal, exp(ℓ_j − s_i)·kf_j + floor
+ * with ℓ = kLog and s_i = max_{j≤i} ℓ_j (the exactly causal stabilizer; padded keys at NO_KEY_YET).
+ * Query features are qScale ⊙ qf + floor (bidirectional; floor and scales go to the small
+ * products as rank-1 corrections instead of to every feature) or qf as given (causal):
  *   (K + f·1)ᵀV' = KᵀV' + f·1 (1ᵀV'),   (Q + f·1)·KV = Q·KV + f·1 (1ᵀKV).
  */
 export function attendBlock(
@@ -107,26 +112,31 @@ export function attendBlock(
     keep?: tf.Tensor | null;
     qScale?: tf.Tensor;
     kScale?: tf.Tensor;
+    kLog?: tf.Tensor | null;
+    /** [G, Lk, 1] weights multiplying each key's features (gates), or null */
+    keyWeights?: tf.Tensor | null;
     denominatorEps?: number;
   } = {},
 ): tf.Tensor3D {
   const [G, Lk] = kf.shape as [number, number, number];
   const dv = v.shape[2]!;
   const floor = extra.floor ?? 0;
-  if (causal && (floor !== 0 || extra.qScale || extra.kScale)) {
-    throw new Error(
-      'attendBlock: floor and row-scale folding are for bidirectional attention only',
-    );
+  if (causal && (extra.qScale || extra.kScale)) {
+    throw new Error('attendBlock: row-scale folding is for bidirectional attention only');
   }
-  const vOnes = tf.concat([v, extra.keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv+1]
+  if (!causal && extra.kLog) {
+    throw new Error('attendBlock: kLog is for causal attention (bidirectional takes kScale)');
+  }
+  let vOnes = tf.concat([v, extra.keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv+1]
+  if (extra.keyWeights) vOnes = tf.mul(vOnes, extra.keyWeights);
   const numDen = causal
-    ? causalNumDen(qf, kf, vOnes, chunkSize)
+    ? causalNumDen(qf, kf, vOnes, chunkSize, extra.kLog ?? null, floor)
     : bidirectionalNumDen(qf, kf, vOnes, floor, extra.qScale, extra.kScale);
   const cols = rangeTaker(numDen, 2);
   let den = cols(dv, 1);
   const eps = extra.denominatorEps ?? 0;
   if (eps !== 0) {
-    if (floor !== 0 || extra.qScale) {
+    if ((!causal && floor !== 0) || extra.qScale) {
       throw new Error(
         'attendBlock: denominatorEps needs plain query features (no floor or row scales)',
       );
@@ -139,9 +149,9 @@ export function attendBlock(
 type Triple = [tf.Tensor, tf.Tensor, tf.Tensor];
 
 /**
- * Runs a fused linear-attention kernel registered by a backend (inputs qFeat, kFeat, vOnes; see
- * kernel-names.ts), with `vjp` as its backward pass. tfjs cannot nest tf.grads inside a gradient
- * function, so the backward passes are written out (both are fused kernels again).
+ * Runs the fused bidirectional kernel registered by a backend (inputs qFeat, kFeat, vOnes; see
+ * kernel-names.ts) with its vector-Jacobian product written out: tfjs cannot nest tf.grads inside
+ * a gradient function, so the backward pass is three fused products again.
  */
 function runFused(
   kernelName: string,
@@ -154,10 +164,10 @@ function runFused(
     const [a, b, c, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([a, b, c]); // the backward pass needs the inputs; tfjs keeps saved copies alive
     const inputs = { qFeat: a, kFeat: b, vOnes: c } satisfies Record<
-      keyof CausalLinearAttentionInputs,
+      keyof BidirectionalLinearAttentionInputs,
       tf.Tensor
     >;
-    const attrs: CausalLinearAttentionAttrs = {};
+    const attrs: BidirectionalLinearAttentionAttrs = {};
     return {
       value: tf.engine().runKernel(kernelName, inputs, attrs) as tf.Tensor3D,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => vjp(dy, ...(saved as Triple)),
@@ -208,35 +218,106 @@ function tril(c: number): tf.Tensor2D {
 }
 
 /**
- * Causal numerator and denominator, chunk by chunk, with state S' = Σ φ(k_j) [v_j, 1]ᵀ ([G, m, dv+1]).
- * For chunk c: out_c = (φ(Q_c) φ(K_c)ᵀ ⊙ tril) V'_c + φ(Q_c) S'_{<c};  S'_{≤c} = S'_{<c} + φ(K_c)ᵀ V'_c.
+ * Causal numerator and denominator [G, L, w] of queries qf against keys exp(ℓ_j − s_i)·kf_j + floor
+ * (ℓ = kLog, null for position-local features: ℓ ≡ 0), s_i = max_{j≤i} ℓ_j:
+ *   N_i = Σ_{j≤i} (exp(ℓ_j − s_i)·(qf_i·kf_j) + floor·Σ_f qf_if) v'_j.
+ * Only keys j ≤ i enter output i — stabilizer included — so changing a later key or value leaves
+ * it unchanged bit for bit. The fused kernel where a backend registered one, else tfjs ops by chunks.
  */
 function causalNumDen(
   qf: tf.Tensor,
   kf: tf.Tensor,
   vOnes: tf.Tensor,
   chunkSize: number,
+  kLog: tf.Tensor | null,
+  floor: number,
 ): tf.Tensor3D {
-  if (!hasFusedKernel(CausalLinearAttention))
-    return compositeCausalNumDen(qf, kf, vOnes, chunkSize);
-  // A backend registered the fused kernel. With N_i = Σ_{j≤i} (q_i·k_j) v'_j the vector-Jacobian
-  // product is three causal linear attentions of the same kind (→ the fused kernel again):
-  //   dQ_i = Σ_{j≤i} (dN_i·v'_j) k_j,  dK_j = Σ_{i≥j} (v'_j·dN_i) q_i,  dV'_j = Σ_{i≥j} (k_j·q_i) dN_i,
-  // the last two causal in reversed time.
-  const rev = (t: tf.Tensor) => tf.reverse(t, 1);
-  return runFused(CausalLinearAttention, qf, kf, vOnes, (dy, q, k, v) => [
-    causalNumDen(dy, v, k, chunkSize),
-    rev(causalNumDen(rev(v), rev(dy), rev(q), chunkSize)),
-    rev(causalNumDen(rev(k), rev(q), rev(dy), chunkSize)),
-  ]);
+  if (!hasFusedKernel(CausalLinearAttention)) {
+    return compositeCausalNumDen(qf, kf, vOnes, chunkSize, kLog, floor);
+  }
+  const ell = kLog ?? tf.zeros([qf.shape[0]!, qf.shape[1]!, 1]);
+  let out: tf.Tensor = fusedCausal(qf, kf, vOnes, tf.neg(prefixScan(ell, 'max')), ell);
+  if (floor !== 0) {
+    // Σ_{j≤i} floor·(Σ_f qf_if)·v'_j
+    out = tf.add(out, tf.mul(tf.mul(tf.sum(qf, -1, true), floor), prefixScan(vOnes, 'sum')));
+  }
+  return out as tf.Tensor3D;
 }
 
-/** The composite (tfjs ops) form of causalNumDen, used where no fused kernel is registered. */
+/**
+ * Inclusive prefix max or sum along axis 1 of x [G, L, w], in ⌈log₂ L⌉ doubling steps
+ * (differentiable, and each entry combines only earlier ones; tfjs's Cumsum gradient is wrong
+ * along a middle axis).
+ */
+export function prefixScan(x: tf.Tensor, op: 'max' | 'sum'): tf.Tensor {
+  const [G, L, w] = x.shape as [number, number, number];
+  let out = x;
+  for (let shift = 1; shift < L; shift *= 2) {
+    const filler = op === 'max' ? tf.fill([G, shift, w], NO_KEY_YET) : tf.zeros([G, shift, w]);
+    const earlier = tf.concat([filler, tf.slice(out, [0, 0, 0], [G, L - shift, w])], 1);
+    out = op === 'max' ? tf.maximum(out, earlier) : tf.add(out, earlier);
+  }
+  return out;
+}
+
+type Quintuple = [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+
+/**
+ * The registered fused causal kernel, N_i = Σ_{j≤i} e^{a_i + b_j}(q_i·k_j) v_j (a = qLog, b = kLog).
+ * Its vector-Jacobian product is the same kernel again, forward and in reversed time:
+ *   dq_i = Σ_{j≤i} e^{a_i+b_j}(dN_i·v_j) k_j,   dk_j = Σ_{i≥j} e^{a_i+b_j}(v_j·dN_i) q_i,
+ *   dv_j = Σ_{i≥j} e^{a_i+b_j}(k_j·q_i) dN_i,   db_j = k_j·dk_j,   da_i = dN_i·N_i.
+ * In reversed time the roles of a and b swap, and their sum stays ≤ 0 (b_j − s_i with s_i ≥ b_j).
+ */
+function fusedCausal(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  qLog: tf.Tensor,
+  kLog: tf.Tensor,
+): tf.Tensor3D {
+  const rev = (t: tf.Tensor) => tf.reverse(t, 1);
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [a, b, c, la, lb, save] = args as [...Quintuple, tf.GradSaveFunc];
+    const inputs = { qFeat: a, kFeat: b, vOnes: c, qLog: la, kLog: lb } satisfies Record<
+      keyof CausalLinearAttentionInputs,
+      tf.Tensor
+    >;
+    const attrs: CausalLinearAttentionAttrs = {};
+    const value = tf.engine().runKernel(CausalLinearAttention, inputs, attrs) as tf.Tensor3D;
+    save([a, b, c, la, lb, value]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [qs, ks, vs, as, bs, out] = saved as [...Quintuple, tf.Tensor];
+        const dk = rev(fusedCausal(rev(vs), rev(dy), rev(qs), rev(bs), rev(as)));
+        return [
+          fusedCausal(dy, vs, ks, as, bs),
+          dk,
+          rev(fusedCausal(rev(ks), rev(qs), rev(dy), rev(bs), rev(as))),
+          tf.sum(tf.mul(dy, out), -1, true),
+          tf.sum(tf.mul(ks, dk), -1, true),
+        ];
+      },
+    };
+  });
+  return fused(q, k, v, qLog, kLog) as tf.Tensor3D;
+}
+
+/**
+ * The composite (tfjs ops) form of causalNumDen, chunk by chunk with state S' = Σ_{j<c} e^{ℓ_j − r} kf_j v'_jᵀ
+ * ([G, m, w]) at the running maximum r of the keys before the chunk. For chunk c:
+ *   s_i = max(r, max_{j≤i in c} ℓ_j),  E_ij = e^{min(ℓ_j − s_i, 0)}·[j ≤ i]
+ *   out_c = ((Q_c K_cᵀ) ⊙ E) V'_c + e^{r − s} ⊙ (Q_c S') + floor terms,
+ *   r ← s_last,  S' ← e^{r_old − r} S' + K_cᵀ (e^{ℓ_c − r} ⊙ V'_c).
+ */
 function compositeCausalNumDen(
   qf: tf.Tensor,
   kf: tf.Tensor,
   vOnes: tf.Tensor,
   chunkSize: number,
+  kLog: tf.Tensor | null,
+  floor: number,
 ): tf.Tensor3D {
   const [G, L, m] = qf.shape as [number, number, number];
   const w = vOnes.shape[2]!;
@@ -248,11 +329,15 @@ function compositeCausalNumDen(
   const takeQ = rangeTaker(as(qf, L, m), axis);
   const takeK = rangeTaker(as(kf, L, m), axis);
   const takeV = rangeTaker(as(vOnes, L, w), axis);
+  const takeL = kLog === null ? null : rangeTaker(as(kLog, L, 1), axis);
   const mm = single
     ? (a: tf.Tensor, b: tf.Tensor) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)
     : groupMatMul;
   const tr = single ? (x: tf.Tensor) => tf.transpose(x) : transposeLast;
-  let state: tf.Tensor = single ? tf.zeros([m, w]) : tf.zeros([G, m, w]);
+  const lead = single ? [] : [G];
+  let state: tf.Tensor = tf.zeros([...lead, m, w]);
+  let ref: tf.Tensor | null = kLog === null ? null : tf.fill([...lead, 1, 1], NO_KEY_YET);
+  let vSum: tf.Tensor | null = floor === 0 ? null : tf.zeros([...lead, 1, w]);
   const outs: tf.Tensor[] = [];
   let mask = tril(Math.min(chunkSize, L));
   for (let start = 0; start < L; start += chunkSize) {
@@ -260,18 +345,64 @@ function compositeCausalNumDen(
     if (size !== mask.shape[0]) mask = tril(size);
     const last = start + size >= L;
     // one tidy per chunk: only the chunk's output and the carried state outlive it
-    const [out, next] = tf.tidy(() => {
+    type Carry = { o: tf.Tensor; state: tf.Tensor; ref: tf.Tensor | null; vSum: tf.Tensor | null };
+    const next = tf.tidy((): tf.TensorContainer => {
       const qc = takeQ(start, size);
       const kcT = tr(takeK(start, size)); // [(G,) m, C]
-      const vc = takeV(start, size); // [(G,) C, w]
-      const scores = tf.mul(mm(qc, kcT), mask); // [(G,) C, C]
-      const o = tf.add(mm(scores, vc), mm(qc, state));
-      return [o, last ? state : tf.add(state, mm(kcT, vc))];
-    });
-    if (next !== state) state.dispose();
-    state = next;
-    outs.push(out);
+      const vcOut = takeV(start, size); // [(G,) C, w]
+      let vc = vcOut; // what the state accumulates
+      let scores = mm(qc, kcT); // [(G,) C, C]
+      let carried = mm(qc, state); // [(G,) C, w]
+      let newRef: tf.Tensor | null = null;
+      if (takeL !== null) {
+        const lc = takeL(start, size); // [(G,) C, 1]
+        const lRow = tr(lc); // [(G,) 1, C]
+        const allowed = tf.cast(mask, 'bool');
+        const seen = tf.where(
+          tf.broadcastTo(allowed, scores.shape),
+          tf.broadcastTo(lRow, scores.shape),
+          tf.fill(scores.shape, NO_KEY_YET),
+        );
+        const rowMax = tf.max(seen, -1, true); // [(G,) C, 1]
+        const s = tf.maximum(rowMax, tf.broadcastTo(ref!, rowMax.shape)); // (tfjs's Maximum gradient does not broadcast)
+        scores = tf.mul(scores, tf.mul(tf.exp(tf.minimum(tf.sub(lRow, s), 0)), mask));
+        carried = tf.mul(carried, tf.exp(tf.sub(ref!, s)));
+        if (!last) {
+          newRef = single
+            ? tf.slice(s, [size - 1, 0], [1, 1])
+            : tf.slice(s, [0, size - 1, 0], [G, 1, 1]);
+          vc = tf.mul(vcOut, tf.exp(tf.sub(lc, newRef))); // e^{ℓ_j − r_new} ≤ 1, for the state only
+        }
+      } else {
+        scores = tf.mul(scores, mask);
+      }
+      if (floor !== 0) {
+        const sq = tf.mul(tf.sum(qc, -1, true), floor); // [(G,) C, 1]
+        scores = tf.add(scores, tf.mul(sq, mask));
+        carried = tf.add(carried, tf.mul(sq, vSum!));
+      }
+      const o = tf.add(mm(scores, vcOut), carried);
+      if (last) return { o, state, ref, vSum } satisfies Carry as unknown as tf.TensorContainer;
+      const decay = ref === null ? null : tf.exp(tf.sub(ref, newRef!));
+      return {
+        o,
+        state: tf.add(decay === null ? state : tf.mul(state, decay), mm(kcT, vc)),
+        ref: newRef,
+        vSum: vSum === null ? null : tf.add(vSum, tf.sum(vcOut, axis, true)),
+      } satisfies Carry as unknown as tf.TensorContainer;
+    }) as unknown as Carry; // nulls pass through tidy untouched
+    for (const [old, fresh] of [
+      [state, next.state],
+      [ref, next.ref],
+      [vSum, next.vSum],
+    ] as const) {
+      if (old !== null && old !== fresh) old.dispose();
+    }
+    ({ state, ref, vSum } = next);
+    outs.push(next.o);
   }
+  tf.dispose([state, ref, vSum].filter((t): t is tf.Tensor => t !== null));
+  mask.dispose();
   const all = outs.length === 1 ? outs[0]! : tf.concat(outs, axis);
   return (single ? tf.reshape(all, [1, L, w]) : all) as tf.Tensor3D;
 }

@@ -1,5 +1,8 @@
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 
+/** "Minus infinity" for the running maximum that stays finite in exp(a − b) (as core's NO_KEY_YET). */
+const NO_KEY_YET = '-3e38';
+
 /** Threads per workgroup; each owns feature rows t, t + T, t + 2T, … of the prefix state. */
 const THREADS = 64;
 /** Positions whose per-thread partial sums are reduced together (one barrier pair per block). */
@@ -8,17 +11,19 @@ const POSITIONS_PER_BLOCK = 8;
 /**
  * Linear attention numerator and denominator in one program (WGSL), causal or bidirectional.
  *
- * Causal, one pass: One workgroup per (group g, tile of 4 value
- * columns); it walks the L positions in order keeping its slice of the m×w prefix state
- * S = Σ_{j≤i} k_j v_jᵀ in registers (thread t holds rows t + r·T as vec4), so no L×m×w tensor
- * exists and state never leaves the chip. For position i each thread adds k_i[f]·v_i to its rows
- * and forms Σ_f q_i[f]·S[f] over its rows; the T partial sums of a block of positions are reduced
+ * Causal, one pass: out_i = Σ_{j≤i} e^{a_i + b_j}(q_i·k_j) v_j with per-position log-scales a
+ * (QLOG) and b (KLOG). One workgroup per (group g, tile of 4 value columns); it walks the L
+ * positions in order keeping its slice of the m×w prefix state S = Σ_{j≤i} e^{b_j − r} k_j v_jᵀ in
+ * registers (thread t holds rows t + r·T as vec4), relative to the running maximum r of b (rescaled
+ * by e^{r_old − r} when b_i exceeds it), so no L×m×w tensor exists, state never leaves the chip and
+ * nothing overflows. For position i each thread adds e^{b_i − r}·k_i[f]·v_i to its rows and forms
+ * e^{a_i + r}·Σ_f q_i[f]·S[f] over its rows; the T partial sums of a block of positions are reduced
  * through workgroup memory.
  * Bidirectional: first S = Σ_j k_j v_jᵀ over all Lk keys, then out_i = q_i·S for the Lq queries
  * with the same reduction. Specialised on (G, Lq, Lk, m, w, causal), all named in the cache key.
  */
 export class LinearAttentionProgram implements WebGPUProgram {
-  readonly variableNames = ['Q', 'K', 'V'];
+  readonly variableNames: string[];
   readonly outputShape: number[];
   readonly shaderKey: string;
   readonly dispatchLayout = { x: [2], y: [0] }; // not flat: the shader indexes by workgroup itself
@@ -46,6 +51,7 @@ export class LinearAttentionProgram implements WebGPUProgram {
     this.features = features;
     this.width = width;
     this.causal = causal;
+    this.variableNames = causal ? ['Q', 'K', 'V', 'QLOG', 'KLOG'] : ['Q', 'K', 'V'];
     this.outputShape = [groups, length, width];
     this.dispatch = [Math.ceil(width / 4), groups, 1];
     this.shaderKey = `kaLinearAttention_${causal ? 'causal' : 'bidirectional'}_G${groups}_Lq${length}_Lk${keyLength}_m${features}_w${width}_T${THREADS}_P${POSITIONS_PER_BLOCK}`;
@@ -77,6 +83,7 @@ export class LinearAttentionProgram implements WebGPUProgram {
         let g = i32(workgroupId.y);
         var S: array<vec4<f32>, ${rows}>;
         for (var r = 0; r < ${rows}; r++) { S[r] = vec4<f32>(0.0); }
+        var runMax = ${NO_KEY_YET}; // running max of KLOG (causal)
         ${
           this.causal
             ? ''
@@ -94,8 +101,18 @@ export class LinearAttentionProgram implements WebGPUProgram {
             let i = i0 + p;
             var acc = vec4<f32>(0.0);
             if (i < ${L}) {
-              ${this.causal ? `let v = loadV(g, i, c0);` : ''}
               let row = (g * ${L} + i) * ${m};
+              ${
+                this.causal
+                  ? `let b = KLOG[g * ${L} + i];
+              if (b > runMax) {
+                let decay = exp(runMax - b);
+                for (var r = 0; r < ${rows}; r++) { S[r] = S[r] * decay; }
+                runMax = b;
+              }
+              let v = loadV(g, i, c0) * exp(b - runMax);`
+                  : ''
+              }
               for (var r = 0; r < ${rows}; r++) {
                 let f = t + r * ${THREADS};
                 if (f < ${m}) {
@@ -103,6 +120,7 @@ export class LinearAttentionProgram implements WebGPUProgram {
                   acc = acc + Q[row + f] * S[r];
                 }
               }
+              ${this.causal ? `acc = acc * exp(QLOG[g * ${L} + i] + runMax);` : ''}
             }
             partial[p * ${THREADS} + t] = acc;
           }

@@ -8,13 +8,24 @@ import { describe } from './validate-number.js';
 export interface ExpFeatureOptions {
   /** W [m, d]: Float64 Matrix (uploaded once per backend) or a tfjs tensor (trainable). */
   projection: Projection;
-  /** Added to every feature before the m^-1/2 ratio; default 1e-6 (the Python reference uses 1e-4). */
+  /**
+   * Added to every feature before the m^-1/2 ratio; default 1e-6 (the Python reference uses 1e-4).
+   * It is added on the stabilized scale (the largest feature of each query, and of the keys a
+   * query sees, is 1 before the ratio), so it is a floor relative to the largest feature.
+   */
   eps?: number;
   /**
    * Subtract the stabilizers (default true). With false the map computes the textbook
    * features exactly (s = 0): unbiased φ(x)·φ(y) ≈ exp(x·y/√d), but exp may overflow.
    */
   stabilize?: boolean;
+  /**
+   * 'performer-pytorch': that library's stabilizers, for loading its checkpoints — the maxima are
+   * taken over u alone (not u − ½|x̂|²), and the key stabilizer is the maximum over the whole
+   * sequence, also in causal attention (`keyStabilizer: 'global'`), so with eps > 0 later keys move
+   * earlier causal outputs. Default: none (the exactly causal stabilizers of DESIGN.md).
+   */
+  compatibility?: 'performer-pytorch';
 }
 
 /** ½·|x̂|² per row, [N, 1], for x reshaped to [N, d] and x̂ = c·x. */
@@ -28,46 +39,56 @@ export function groupsOf(x: tf.Tensor): { groups: number; length: number } {
   return { groups: length === 0 ? 0 : x.size / x.shape[x.rank - 1]! / length, length };
 }
 
+/** How one map stabilizes its features (see ExpFeatureMap). */
+type Mode = 'exact' | 'performer-pytorch' | 'none';
+
 /**
  * The exponential maps of FAVOR+: φ(x) = r · (exp(a(x) − s) + eps) with a(x) = u − ½|x̂|²,
  * u = x̂·Wᵀ (positive) or [u, −u] (hyperbolic), r = (numFeatures)^-1/2.
- * Stabilizer s (DESIGN.md): queries, max over the feature axis of u per row; keys, max over
- * features and positions per (batch, head) — the max runs over the last two axes only, so it
- * never mixes batches or heads.
+ * Stabilizers (DESIGN.md): s = the largest exponent — per row for queries (max_f a_f), over the
+ * keys each query sees for keys (max_j max_f a_jf; `features(k, 'key')` takes all keys of one
+ * (batch, head), over the last two axes only, so it never mixes batches or heads). Attention
+ * stabilizes keys itself from `keyParts` (base_j = r·exp(a_j − ℓ_j), ℓ_j = max_f a_jf), with a
+ * running maximum when causal. `compatibility: 'performer-pytorch'` takes the maxima over u alone
+ * and the whole sequence for keys.
  */
 export class ExpFeatureMap implements FeatureMap {
   readonly name: string;
   readonly numFeatures: number;
   readonly eps: number;
   readonly stabilize: boolean;
+  readonly keyStabilizer: 'visible' | 'global';
+  private readonly mode: Mode;
   private readonly holder: ProjectionHolder;
   private readonly symmetric: boolean;
 
   constructor(name: string, opts: ExpFeatureOptions, symmetric: boolean) {
     if (typeof opts !== 'object' || opts === null)
-      throw new TypeError(`${name}: options { projection } are required`);
+      throw new TypeError(`${name}: options { projection } are required, got ${describe(opts)}`);
     this.name = name;
     this.holder = new ProjectionHolder(name, opts.projection);
     this.symmetric = symmetric;
     this.numFeatures = symmetric ? 2 * this.holder.rows : this.holder.rows;
     this.eps = opts.eps ?? 1e-6;
-    if (!(Number.isFinite(this.eps) && this.eps >= 0)) {
+    if (!(typeof this.eps === 'number' && Number.isFinite(this.eps) && this.eps >= 0)) {
       throw new RangeError(`${name}: eps must be a finite number >= 0, got ${describe(opts.eps)}`);
     }
+    if (opts.stabilize !== undefined && typeof opts.stabilize !== 'boolean') {
+      throw new TypeError(`${name}: stabilize must be a boolean, got ${describe(opts.stabilize)}`);
+    }
+    if (opts.compatibility !== undefined && opts.compatibility !== 'performer-pytorch') {
+      throw new RangeError(
+        `${name}: compatibility must be 'performer-pytorch' or undefined, got ${describe(opts.compatibility)}`,
+      );
+    }
     this.stabilize = opts.stabilize ?? true;
+    this.mode = !this.stabilize ? 'none' : (opts.compatibility ?? 'exact');
+    this.keyStabilizer = this.mode === 'performer-pytorch' ? 'global' : 'visible';
   }
 
   /** Input dimension d. */
   get dim(): number {
     return this.holder.cols;
-  }
-
-  /** u (or [u, −u]) as [N, m'] and ½|x̂|² as [N, 1]. */
-  private exponents(x: tf.Tensor): { u: tf.Tensor2D; n: tf.Tensor2D } {
-    const u0 = this.holder.project(`${this.name}.features`, x);
-    const u = this.symmetric ? (tf.concat([u0, tf.neg(u0)], 1) as tf.Tensor2D) : u0;
-    const x2 = tf.reshape(x, [-1, this.holder.cols]) as tf.Tensor2D;
-    return { u, n: halfSquaredNorm(x2, this.holder.normalizer) };
   }
 
   /** eps·(numFeatures)^-1/2, the constant part of every feature. */
@@ -85,15 +106,14 @@ export class ExpFeatureMap implements FeatureMap {
 
   /**
    * φ(x) = scale ⊙ rows + floor with rows = softmax(u) over the feature axis and scale one factor
-   * per row: exp(u − ℓ) = Z·softmax(u) for the row max ℓ and Z = 1 / max softmax(u), so
-   *   query: φ = m'^-1/2·(e^{−½|x̂|²}·Z)·rows + floor              (s = ℓ)
-   *   key:   φ = m'^-1/2·(e^{ℓ − s − ½|x̂|²}·Z)·rows + floor        (s = max ℓ over the group)
+   * per row: exp(u − ℓ) = Z·softmax(u) for the row max ℓ of u and Z = 1 / max softmax(u).
    * tfjs-wasm's softmax kernel is vectorized, its exp is not: this form costs a third of
    * max + subtract + exp, and attention can apply `scale` to its small products.
    */
   factoredFeatures(x: tf.Tensor, role: FeatureRole): FactoredFeatures {
     assertRole(this.name, role);
-    const out = tf.tidy(() => {
+    this.holder.assertInput(`${this.name}.factoredFeatures`, x);
+    return tf.tidy(() => {
       const { rows, logScale } = this.factored(x, role);
       const lead = x.shape.slice(0, -1);
       return {
@@ -102,37 +122,56 @@ export class ExpFeatureMap implements FeatureMap {
         floor: this.floor,
       };
     });
-    return out;
   }
 
-  /** rows = softmax(u) [N, m'] and log of the per-row factor (see factoredFeatures) [N, 1]. */
+  /**
+   * rows = softmax(u) [N, m'] and the log of the per-row factor [N, 1] of the features
+   * (φ − floor = rows·exp(logScale)); `ell`, the row's stabilizer exponent ℓ = max_f a_f (exact
+   * mode; performer-pytorch mode: max_f u_f), is returned when asked for.
+   */
   private factored(
     x: tf.Tensor,
-    role: FeatureRole,
-    withRowMax = false,
-  ): { rows: tf.Tensor2D; logScale: tf.Tensor2D; rowMax: tf.Tensor2D | null } {
-    const { u, n } = this.exponents(x);
+    role: FeatureRole | 'base',
+    withEll = false,
+  ): { rows: tf.Tensor2D; logScale: tf.Tensor2D; ell: tf.Tensor2D | null } {
+    const u0 = this.holder.project(`${this.name}.features`, x);
+    const u = this.symmetric ? (tf.concat([u0, tf.neg(u0)], 1) as tf.Tensor2D) : u0;
     const logRatio = -0.5 * Math.log(this.numFeatures);
     const rows = tf.softmax(u) as tf.Tensor2D;
-    const logZ = tf.neg(tf.log(tf.max(rows, -1, true))); // softmax's max entry is e^0 / Z
-    // ℓ, the row max of u: stabilized query features do not need it (s = ℓ cancels), so skip the pass
-    const needRowMax = withRowMax || !this.stabilize || role === 'key';
-    const rowMax = needRowMax ? (tf.max(u, -1, true) as tf.Tensor2D) : null;
-    let logScale = tf.add(tf.sub(logZ, n), logRatio); // query: s = ℓ cancels against exp(u − ℓ)
-    if (!this.stabilize) {
-      logScale = tf.add(logScale, rowMax!); // s = 0
+    // softmax's max entry is e^0 / Z, so exp(u − max u) = Z·rows
+    const logZ = tf.neg(tf.log(tf.max(rows, -1, true)));
+    const x2 = tf.reshape(x, [-1, this.holder.cols]) as tf.Tensor2D;
+    // the mode decides whether the half norm n = ½|x̂|² sits inside the stabilizer or in the features
+    const needsNorm = this.mode !== 'exact' || withEll || role === 'key';
+    const n = needsNorm ? halfSquaredNorm(x2, this.holder.normalizer) : null;
+    const needsMax = this.mode === 'none' || withEll || role === 'key';
+    const rowMax = needsMax ? (tf.max(u, -1, true) as tf.Tensor2D) : null;
+    const ell =
+      rowMax === null ? null : this.mode === 'exact' ? (tf.sub(rowMax, n!) as tf.Tensor2D) : rowMax;
+    // exact: base = r·exp(u − max u) (the norm is inside ℓ); performer-pytorch: r·exp(u − max u − n)
+    let logScale: tf.Tensor = tf.add(logZ, logRatio);
+    if (this.mode !== 'exact') logScale = tf.sub(logScale, n!);
+    if (this.mode === 'none') {
+      logScale = tf.add(logScale, rowMax!); // s = 0: φ = r·exp(u − n)
     } else if (role === 'key') {
+      // features(k, 'key'): s = max of ℓ over the group (per (batch, head))
       const { groups, length } = groupsOf(x);
-      const ell = tf.reshape(rowMax!, [groups, length, 1]);
-      const s = tf.max(ell, [1, 2], true); // per (batch, head) group
-      logScale = tf.add(logScale, tf.reshape(tf.sub(ell, s), [-1, 1]));
+      const e = tf.reshape(ell!, [groups, length, 1]);
+      logScale = tf.add(logScale, tf.reshape(tf.sub(e, tf.max(e, [1, 2], true)), [-1, 1]));
     }
-    return { rows, logScale: logScale as tf.Tensor2D, rowMax };
+    return { rows, logScale: logScale as tf.Tensor2D, ell };
   }
 
   private compute(x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor {
     assertRole(this.name, role);
-    if (hasFusedKernel(PositiveFeatures) && x.size > 0) return this.fused(x, role, withFloor);
+    this.holder.assertInput(`${this.name}.features`, x);
+    if (
+      hasFusedKernel(PositiveFeatures) &&
+      x.size > 0 &&
+      (role === 'query' || this.mode !== 'exact')
+    ) {
+      return this.fused(x, role, withFloor);
+    }
     return tf.tidy(() => {
       const { rows, logScale } = this.factored(x, role);
       let phi = tf.mul(rows, tf.exp(logScale));
@@ -141,10 +180,12 @@ export class ExpFeatureMap implements FeatureMap {
     });
   }
 
-  /** The same features from the fused kernel a backend registered (see kernel-names.ts). */
+  /**
+   * The same features from the fused kernel a backend registered (see kernel-names.ts): queries in
+   * every mode (exact mode drops the half norm, which its stabilizer cancels), keys in the
+   * unstabilized and performer-pytorch modes (whose stabilizers the kernel computes).
+   */
   private fused(x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor {
-    const fn = `${this.name}.features`;
-    this.holder.assertInput(fn, x);
     return tf.tidy(() => {
       const { groups, length } = groupsOf(x);
       const c = this.holder.normalizer;
@@ -152,9 +193,9 @@ export class ExpFeatureMap implements FeatureMap {
         tf.reshape(x, [groups, length, this.holder.cols]),
         this.holder.scaledTransposed(), // a cached operand is kept, so this tidy leaves it alone
         {
-          stabilizer: !this.stabilize ? 'none' : role === 'query' ? 'row' : 'group',
+          stabilizer: this.mode === 'none' ? 'none' : role === 'query' ? 'row' : 'group',
           symmetric: this.symmetric,
-          halfNormScale: 0.5 * c * c,
+          halfNormScale: this.mode === 'exact' ? 0 : 0.5 * c * c,
           logRatio: -0.5 * Math.log(this.numFeatures),
           floor: withFloor ? this.floor : 0,
         },
@@ -163,21 +204,23 @@ export class ExpFeatureMap implements FeatureMap {
     });
   }
 
+  /**
+   * Key features split for attention's own stabilizer: φ(k_j; s) = e^{ℓ_j − s}·base_j + floor with
+   * ℓ_j = max_f a_jf and base_j = r·exp(a_j − ℓ_j) (largest entry r). Unstabilized maps: ℓ = 0,
+   * base = the textbook features without floor; performer-pytorch mode: ℓ_j = max_f u_jf.
+   */
   keyParts(x: tf.Tensor): KeyParts {
-    const parts = tf.tidy(() => {
-      // φ(k_j; s) = e^{ℓ_j − s}·base_j + floor with base = m'^-1/2·e^{−½|x̂|²}·Z·rows (the query form)
-      const { rows, logScale, rowMax: ell0 } = this.factored(x, 'query', true);
-      const rowMax = ell0!;
+    this.holder.assertInput(`${this.name}.keyParts`, x);
+    return tf.tidy(() => {
+      const { rows, logScale, ell } = this.factored(x, 'base', true);
       const lead = x.shape.slice(0, -1);
-      const ell = this.stabilize ? rowMax : tf.zerosLike(rowMax);
-      const baseLog = this.stabilize ? logScale : tf.add(logScale, rowMax);
+      const base = tf.mul(rows, tf.exp(logScale)); // logScale here is the query form (no group term)
       return {
-        base: tf.reshape(tf.mul(rows, tf.exp(baseLog)), [...lead, this.numFeatures]),
-        logScale: tf.reshape(ell, [...lead, 1]),
+        base: tf.reshape(base, [...lead, this.numFeatures]),
+        logScale: tf.reshape(this.mode === 'none' ? tf.zerosLike(ell!) : ell!, [...lead, 1]),
         floor: this.floor,
       };
     });
-    return parts;
   }
 
   dispose(): void {

@@ -4,16 +4,19 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 export type FeatureRole = 'query' | 'key';
 
 /**
- * Key features split for streaming (recurrent decoding). For every position j:
+ * Key features split so that attention can stabilize them itself. For every position j:
  *
  *   φ(k_j; s) = exp(logScale_j − s) · base_j + floor
  *
- * where s is the key stabilizer shared by all keys of one (batch, head). `features(k, 'key')`
- * uses s = max_j logScale_j; a decoder that sees keys one at a time keeps a running max and
- * rescales its state when the max grows, which gives exactly the same features.
+ * where s is the key stabilizer: the largest logScale over the keys a query sees (all unpadded
+ * keys of its (batch, head) in bidirectional attention; keys 0..i for causal output i, kept as a
+ * running maximum, so no output depends on a later key). `features(k, 'key')` uses s = max_j
+ * logScale_j over all keys given. Convention: the largest entry of each base_j is the map's
+ * constant ratio (m'^-1/2 for positive features), so eps is a floor relative to the largest
+ * feature of the keys a query sees.
  */
 export interface KeyParts {
-  /** `[..., L, m']`: the self-stabilized part of each key's features. */
+  /** `[..., L, m']`: the self-stabilized part of each key's features (finite, never negative for positive maps). */
   base: Tensor;
   /** `[..., L, 1]`: log of each key's own scale. */
   logScale: Tensor;
@@ -61,11 +64,20 @@ export interface FeatureMap {
   readonly numFeatures: number;
   features(x: Tensor, role: FeatureRole): Tensor;
   /**
-   * Optional: key features split into parts for streaming. Maps whose key features depend on
-   * other positions (a sequence-wide stabilizer) must provide it to support recurrent decoding;
-   * maps without it are treated as position-local (features of one key depend on that key only).
+   * Optional: key features split into parts (see KeyParts), for maps whose key features depend
+   * on other positions (a sequence-wide stabilizer). Attention then stabilizes keys itself over
+   * the keys each query sees — exactly causal, and padded keys never move the stabilizer — and
+   * recurrent decoding (`favorCausalStep`) keeps a running maximum. Maps without it are treated
+   * as position-local (features of one key depend on that key only).
    */
   keyParts?(x: Tensor): KeyParts;
+  /**
+   * Optional, with keyParts: 'global' makes attention use `features(k, 'key')` as it is — one
+   * stabilizer over the whole sequence, also in causal attention (performer-pytorch's behaviour,
+   * kept for loading its checkpoints: with a floor, later keys then move earlier causal outputs).
+   * Default 'visible': attention stabilizes keys from keyParts over the keys each query sees.
+   */
+  readonly keyStabilizer?: 'visible' | 'global';
   /**
    * Optional: the constant every feature carries (eps·m'^-1/2 for positive features) and the
    * features without it, features(x, r) = featuresWithoutFloor(x, r) + floor. Bidirectional

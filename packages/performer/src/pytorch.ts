@@ -64,6 +64,7 @@ export function configFromPytorch(config: Record<string, unknown>): PerformerLMC
     qkvBias: Boolean(config.qkv_bias ?? false),
     attnOutBias: Boolean(config.attn_out_bias ?? true),
     featureEps: 1e-4,
+    stabilizer: 'performer-pytorch', // its key stabilizer: the max over the whole sequence
     denominatorEps: 1e-6, // causal_linear_attention's eps on the key prefix sums
   };
 }

@@ -27,12 +27,20 @@ async function close(a: tf.Tensor, b: tf.Tensor, rel = 2e-5): Promise<void> {
   }
 }
 
+/**
+ * Every case the fused kernel serves: queries in both stabilizer modes, keys unstabilized and with
+ * performer-pytorch's group stabilizer. Keys with the default stabilizer (the largest exponent,
+ * half norm included) run the composite path — attention takes keys from keyParts — and must
+ * agree too.
+ */
 const cases = [
-  { map: 'positive', role: 'query', stabilize: true },
-  { map: 'positive', role: 'key', stabilize: true },
-  { map: 'positive', role: 'key', stabilize: false },
-  { map: 'hyperbolic', role: 'query', stabilize: true },
-  { map: 'hyperbolic', role: 'key', stabilize: true },
+  { map: 'positive', role: 'query', stabilize: true, compat: false, fused: true },
+  { map: 'positive', role: 'query', stabilize: true, compat: true, fused: true },
+  { map: 'positive', role: 'key', stabilize: true, compat: true, fused: true },
+  { map: 'positive', role: 'key', stabilize: true, compat: false, fused: false },
+  { map: 'positive', role: 'key', stabilize: false, compat: false, fused: true },
+  { map: 'hyperbolic', role: 'query', stabilize: true, compat: false, fused: true },
+  { map: 'hyperbolic', role: 'key', stabilize: true, compat: true, fused: true },
 ] as const;
 
 /**
@@ -47,36 +55,40 @@ export function runFusedFeaturesSuite(config: tf.KernelConfig): void {
         tf.registerKernel(config);
     });
 
-    it.each(cases)('$map $role stabilize=$stabilize: values and gradients', async (c) => {
-      const before = tf.memory().numTensors;
-      const make = c.map === 'positive' ? positiveSoftmax : hyperbolicSoftmax;
-      // m = 80 (not a multiple of 64), L = 13 (not a multiple of the row tile), 3 groups
-      const phi = make({
-        projection: gaussianOrthogonal(80, 16, { seed: 4 }),
-        stabilize: c.stabilize,
-      });
-      const x = tf.randomNormal([3, 13, 16], 0, 1.5, 'float32', 7);
-      const weights = tf.randomUniform([3, 13, phi.numFeatures], 0, 1, 'float32', 8);
-      const loss = (t: tf.Tensor) => tf.sum(tf.mul(phi.features(t, c.role), weights));
-      const fused = phi.features(x, c.role);
-      const ref = composite(config, () => phi.features(x, c.role));
-      await close(fused, ref);
-      const gFused = tf.grad(loss)(x);
-      const gRef = composite(config, () => tf.grad(loss)(x));
-      await close(gFused, gRef, 1e-4);
-      const info = await tf.profile(() => phi.features(x, c.role));
-      (info.result as tf.Tensor).dispose();
-      expect(info.kernels.map((k) => k.name)).toContain(PositiveFeatures);
-      tf.dispose([x, weights, fused, ref, gFused, gRef]);
-      phi.dispose();
-      expect(tf.memory().numTensors).toBe(before);
-    });
+    it.each(cases)(
+      '$map $role stabilize=$stabilize performer-pytorch=$compat: values and gradients (fused: $fused)',
+      async (c) => {
+        const before = tf.memory().numTensors;
+        const make = c.map === 'positive' ? positiveSoftmax : hyperbolicSoftmax;
+        // m = 80 (not a multiple of 64), L = 13 (not a multiple of the row tile), 3 groups
+        const phi = make({
+          projection: gaussianOrthogonal(80, 16, { seed: 4 }),
+          stabilize: c.stabilize,
+          ...(c.compat ? { compatibility: 'performer-pytorch' as const } : {}),
+        });
+        const x = tf.randomNormal([3, 13, 16], 0, 1.5, 'float32', 7);
+        const weights = tf.randomUniform([3, 13, phi.numFeatures], 0, 1, 'float32', 8);
+        const loss = (t: tf.Tensor) => tf.sum(tf.mul(phi.features(t, c.role), weights));
+        const fused = phi.features(x, c.role);
+        const ref = composite(config, () => phi.features(x, c.role));
+        await close(fused, ref);
+        const gFused = tf.grad(loss)(x);
+        const gRef = composite(config, () => tf.grad(loss)(x));
+        await close(gFused, gRef, 1e-4);
+        const info = await tf.profile(() => phi.features(x, c.role));
+        (info.result as tf.Tensor).dispose();
+        expect(info.kernels.map((k) => k.name).includes(PositiveFeatures)).toBe(c.fused);
+        tf.dispose([x, weights, fused, ref, gFused, gRef]);
+        phi.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      },
+    );
 
     it('a trainable projection gets the same gradient', async () => {
       const w = tf.variable(tf.randomNormal([32, 8], 0, 1, 'float32', 2) as tf.Tensor2D);
       const phi = positiveSoftmax({ projection: w });
       const x = tf.randomNormal([2, 9, 8], 0, 1, 'float32', 3);
-      const f = () => tf.sum(tf.sqrt(phi.features(x, 'key'))) as tf.Scalar;
+      const f = () => tf.sum(tf.sqrt(phi.features(x, 'query'))) as tf.Scalar;
       const fused = tf.variableGrads(f, [w]);
       const ref = composite(config, () => tf.variableGrads(f, [w]));
       await close(fused.grads[w.name]!, ref.grads[w.name]!, 1e-4);

@@ -19,6 +19,7 @@ export {
   maxRelativeError,
   naiveCausalRecurrence,
   naiveCombinerAttention,
+  naiveFavorAttention,
   naiveLinearAttention,
   naivePositiveFeatures,
   naiveRelationAwareAttention,

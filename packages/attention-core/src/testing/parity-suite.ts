@@ -24,8 +24,8 @@ import {
   maxRelativeError,
   naiveCausalRecurrence,
   naiveCombinerAttention,
+  naiveFavorAttention,
   naiveLinearAttention,
-  naivePositiveFeatures,
   naiveRelationAwareAttention,
   naiveSoftmaxAttention,
 } from './reference.js';
@@ -406,14 +406,11 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
               const out = expectNoLeak(() =>
                 favorAttention(q, k, v, { featureMap: phi, causal, chunkSize: 8 }),
               );
-              const qf = naivePositiveFeatures(await arr(q), w, 'query', eps);
-              const kf = naivePositiveFeatures(await arr(k), w, 'key', eps);
-              expect(
-                maxRelativeError(
-                  await arr(out),
-                  naiveLinearAttention(qf, kf, await arr(v), { causal }),
-                ),
-              ).toBeLessThan(10 * tol);
+              const ref = naiveFavorAttention(await arr(q), await arr(k), await arr(v), w, {
+                causal,
+                eps,
+              });
+              expect(maxRelativeError(await arr(out), ref)).toBeLessThan(10 * tol);
             });
             phi.dispose();
           },
@@ -779,9 +776,11 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
               const fav = expectNoLeak(() =>
                 favorAttention(q, k, v, { featureMap: phi, causal, memory, chunkSize: 8 }),
               );
-              const qf = naivePositiveFeatures(await arr(q), w, 'query', 1e-4);
-              const kf = naivePositiveFeatures(kj, w, 'key', 1e-4);
-              const favRef = naiveLinearAttention(qf, kf, vj, { causal, memory: N });
+              const favRef = naiveFavorAttention(await arr(q), kj, vj, w, {
+                causal,
+                memory: N,
+                eps: 1e-4,
+              });
               expect(maxRelativeError(await arr(fav), favRef)).toBeLessThan(10 * tol);
             }
           });
@@ -826,11 +825,11 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
                   featureMap: phi,
                 }),
               );
-              const qf = naivePositiveFeatures(qa, w, 'query', 1e-4);
-              const kf = naivePositiveFeatures(ka, w, 'key', 1e-4).map((kb, b) =>
-                kb.map((kh) => kh.map((row, j) => row.map((x) => x * g[b]![j]!))),
-              );
-              const softRef = naiveLinearAttention(qf, kf, va, { causal });
+              const softRef = naiveFavorAttention(qa, ka, va, w, {
+                causal,
+                eps: 1e-4,
+                keyWeights: g,
+              });
               expect(maxRelativeError(await arr(soft), softRef)).toBeLessThan(10 * tol);
             }
           });

@@ -25,6 +25,18 @@ function weightedAverage(
   opts: ReferenceOptions,
   weights: (qi: number[], kRows: number[][], visible: boolean[]) => number[],
 ): Array4 {
+  return weightedAverageWith(q, k, v, opts, weights);
+}
+
+/** weightedAverage for queries of any row type; `extraDen` adds to each query's denominator. */
+function weightedAverageWith<Q>(
+  q: Q[][][],
+  k: Array4,
+  v: Array4,
+  opts: ReferenceOptions,
+  weights: (qi: Q, kRows: number[][], visible: boolean[], b: number) => number[],
+  extraDen?: (qi: Q) => number,
+): Array4 {
   return q.map((qb, b) =>
     qb.map((qh, h) =>
       qh.map((qi, i) => {
@@ -34,12 +46,13 @@ function weightedAverage(
           (_, j) =>
             j < M || ((!opts.causal || j - M <= i) && (opts.mask ? opts.mask[b]![j] !== 0 : true)),
         );
-        let w = weights(qi, kRows, visible);
+        const dv = v[b]![h]![0]!.length;
+        if (!visible.some(Boolean)) return new Array<number>(dv).fill(0);
+        let w = weights(qi, kRows, visible, b);
         const bias = opts.relativeBias?.[h];
         if (bias) w = w.map((wj, j) => wj * Math.exp(bias[j - i + kRows.length - 1]!));
-        const dv = v[b]![h]![0]!.length;
         const out = new Array<number>(dv).fill(0);
-        let z = 0;
+        let z = extraDen ? extraDen(qi) : 0;
         w.forEach((wj, j) => {
           if (!visible[j]) return;
           z += wj;
@@ -106,29 +119,105 @@ export function naiveCausalRecurrence(qf: Array4, kf: Array4, v: Array4): Array4
   );
 }
 
-/** Positive softmax features in Float64 from a row-major projection W [m, d] (DESIGN.md formula). */
+/** The exponents a = u − ½|x̂|² (u = W·x̂, or [u, −u] when hyperbolic) of one row, in Float64. */
+function positiveExponents(
+  x: number[],
+  w: { rows: number; cols: number; data: Float64Array },
+  hyperbolic = false,
+): { a: number[]; u: number[]; n: number } {
+  const { rows: m, cols: d, data } = w;
+  const c = d ** -0.25;
+  const u0 = Array.from({ length: m }, (_, r) =>
+    x.reduce((acc, val, t) => acc + c * val * data[r * d + t]!, 0),
+  );
+  const u = hyperbolic ? [...u0, ...u0.map((z) => -z)] : u0;
+  const n = (x.reduce((acc, val) => acc + val * val, 0) * c * c) / 2;
+  return { a: u.map((z) => z - n), u, n };
+}
+
+/**
+ * Positive softmax features in Float64 from a row-major projection W [m, d] (DESIGN.md formula):
+ * φ(x) = m'^-1/2 (exp(a − s) + eps), a = u − ½|x̂|², s = the row's max of a for queries and the
+ * max over all rows given for keys. `compatibility: 'performer-pytorch'` takes the maxima over u.
+ */
 export function naivePositiveFeatures(
   x: Array4,
   w: { rows: number; cols: number; data: Float64Array },
   role: 'query' | 'key',
   eps: number,
+  opts: { hyperbolic?: boolean; compatibility?: 'performer-pytorch' } = {},
 ): Array4 {
-  const { rows: m, cols: d, data } = w;
-  const c = d ** -0.25;
+  const compat = opts.compatibility === 'performer-pytorch';
   return x.map((xb) =>
     xb.map((xh) => {
-      const us = xh.map((xi) =>
-        Array.from({ length: m }, (_, r) =>
-          xi.reduce((acc, val, t) => acc + c * val * data[r * d + t]!, 0),
-        ),
-      );
-      const ns = xh.map((xi) => (xi.reduce((acc, val) => acc + val * val, 0) * c * c) / 2);
-      const keyMax = Math.max(...us.flat());
-      return us.map((u, i) => {
-        const s = role === 'query' ? Math.max(...u) : keyMax;
-        return u.map((ui) => (Math.exp(ui - ns[i]! - s) + eps) / Math.sqrt(m));
+      const rows = xh.map((xi) => positiveExponents(xi, w, opts.hyperbolic));
+      const peak = (r: { a: number[]; u: number[] }) => Math.max(...(compat ? r.u : r.a));
+      const keyMax = Math.max(...rows.map(peak));
+      return rows.map((r) => {
+        const s = role === 'query' ? peak(r) : keyMax;
+        const m = r.a.length;
+        return r.a.map((ai, f) =>
+          compat
+            ? (Math.exp(r.u[f]! - r.n - s) + eps) / Math.sqrt(m)
+            : (Math.exp(ai - s) + eps) / Math.sqrt(m),
+        );
       });
     }),
+  );
+}
+
+/**
+ * FAVOR+ attention with positive (or hyperbolic) features in Float64, exactly as DESIGN.md defines
+ * it: for query i the key stabilizer is the largest exponent over the keys i sees (unpadded keys;
+ * causal: keys j ≤ i), so no output depends on a later or padded key. The oracle of favorAttention,
+ * of the streaming step and of the property suite.
+ */
+export function naiveFavorAttention(
+  q: Array4,
+  k: Array4,
+  v: Array4,
+  w: { rows: number; cols: number; data: Float64Array },
+  opts: ReferenceOptions & {
+    eps: number;
+    hyperbolic?: boolean;
+    denominatorEps?: number;
+    /** [B][Lk] weights multiplying each key's features (gated attention) */
+    keyWeights?: number[][];
+  },
+): Array4 {
+  const qf = q.map((qb) =>
+    qb.map((qh) => qh.map((qi) => positiveExponents(qi, w, opts.hyperbolic))),
+  );
+  return weightedAverageWith(
+    qf,
+    k,
+    v,
+    opts,
+    (qi, kRows, visible, b) => {
+      const ks = kRows.map((kj) => positiveExponents(kj, w, opts.hyperbolic).a);
+      const m = qi.a.length;
+      const s = Math.max(...ks.filter((_, j) => visible[j]).map((a) => Math.max(...a)));
+      const sq = Math.max(...qi.a);
+      const phiQ = qi.a.map((ai) => (Math.exp(ai - sq) + opts.eps) / Math.sqrt(m));
+      return ks.map(
+        (a, j) =>
+          (opts.keyWeights?.[b]?.[j] ?? 1) *
+          a.reduce(
+            (acc, aj, f) => acc + phiQ[f]! * ((Math.exp(aj - s) + opts.eps) / Math.sqrt(m)),
+            0,
+          ),
+      );
+    },
+    opts.denominatorEps === undefined
+      ? undefined
+      : (qi) => {
+          const m = qi.a.length;
+          const sq = Math.max(...qi.a);
+          return (
+            opts.denominatorEps! *
+            qi.a.reduce((acc, ai) => acc + (Math.exp(ai - sq) + opts.eps) / Math.sqrt(m), 0)
+          );
+        },
   );
 }
 

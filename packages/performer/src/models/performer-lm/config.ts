@@ -25,6 +25,13 @@ export interface PerformerLMConfig {
   /** Added to every positive feature before its m^-1/2 ratio (performer-pytorch: 1e-4). */
   featureEps?: number;
   /**
+   * The feature stabilizers: 'exact' (default) — no causal output depends on a later token, and
+   * `generate` equals `logits` on every prefix; 'performer-pytorch' — that library's stabilizers
+   * (a key maximum over the whole sequence, which leaks the future through featureEps), so that
+   * its checkpoints give its logits. `loadPerformerPytorch` sets it.
+   */
+  stabilizer?: 'exact' | 'performer-pytorch';
+  /**
    * 'favor' (default): FAVOR+ attention. 'softmax': exact softmax attention with the same weights —
    * the plain Transformer of the same shapes, for comparison and for converting checkpoints.
    */
@@ -71,9 +78,15 @@ export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig 
     qkvBias: c.qkvBias ?? false,
     attnOutBias: c.attnOutBias ?? false,
     featureEps: c.featureEps ?? 1e-4,
+    stabilizer: c.stabilizer ?? 'exact',
     denominatorEps: c.denominatorEps ?? 0,
     attention: c.attention ?? 'favor',
   };
+  if (r.stabilizer !== 'exact' && r.stabilizer !== 'performer-pytorch') {
+    throw new RangeError(
+      `${fn}: config.stabilizer must be 'exact' or 'performer-pytorch', got ${JSON.stringify(c.stabilizer)}`,
+    );
+  }
   if (r.attention !== 'favor' && r.attention !== 'softmax') {
     throw new RangeError(
       `${fn}: config.attention must be 'favor' or 'softmax', got ${JSON.stringify(c.attention)}`,

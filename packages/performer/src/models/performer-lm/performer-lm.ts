@@ -86,9 +86,7 @@ export class PerformerLM {
     this.ownsWeights = opts.ownsWeights ?? true;
     this.config = resolveConfig('PerformerLM', config);
     this.weights = weights;
-    this.featureMaps = weights.layers.map((l) =>
-      positiveSoftmax({ projection: l.projection, eps: this.config.featureEps }),
-    );
+    this.featureMaps = weights.layers.map((l) => this.featureMapOf(l.projection));
     this.rotateMatrix = this.config.rotary ? tf.keep(rotateEveryTwo(this.config.dimHead)) : null;
   }
 
@@ -570,9 +568,18 @@ export class PerformerLM {
     projections.forEach((p, i) => {
       this.weights.layers[i]!.projection = p;
     });
-    this.featureMaps = projections.map((p) =>
-      positiveSoftmax({ projection: p, eps: this.config.featureEps }),
-    );
+    this.featureMaps = projections.map((p) => this.featureMapOf(p));
+  }
+
+  /** The positive feature map of one layer, with the configured eps and stabilizer. */
+  private featureMapOf(projection: Matrix): FeatureMap & { dispose(): void } {
+    return positiveSoftmax({
+      projection,
+      eps: this.config.featureEps,
+      ...(this.config.stabilizer === 'performer-pytorch'
+        ? { compatibility: 'performer-pytorch' as const }
+        : {}),
+    });
   }
 
   /** The weights an optimizer updates (tf.Variables; tensors loaded as constants are left out). */
