@@ -1,7 +1,7 @@
 import { type FeatureMap, type KeyParts, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFeatureMap } from './favor-attention.js';
-import { NO_KEY_YET, safeDivide } from './groups.js';
+import { keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
 import { validateNonNegative, validateQkv } from './validate.js';
 
 /**
@@ -98,7 +98,7 @@ export function favorCausalStep(
   return step(fn, state, k, v, opts, (kSafe) => ({
     qf: phi.features(q, 'query'),
     parts: phi.keyParts
-      ? phi.keyParts(kSafe)
+      ? withKeyFloor(phi.keyParts(kSafe))
       : {
           base: phi.features(kSafe, 'key'),
           logScale: tf.zeros([...kSafe.shape.slice(0, 3), 1]),
@@ -124,6 +124,11 @@ export function linearCausalStep(
     qf: qFeat,
     parts: { base: kSafe, logScale: tf.zeros([...kSafe.shape.slice(0, 3), 1]), floor: 0 },
   }));
+}
+
+/** keyParts with the floor attention gives them (see keyFloor), as the causal call uses. */
+function withKeyFloor(parts: KeyParts): KeyParts {
+  return { ...parts, floor: keyFloor(parts.floor) };
 }
 
 function validateStep(

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   groupMatMul,
   groupsPerBlock,
+  keyFloor,
   mapGroupBlocks,
   maskForGroups,
   NO_KEY_YET,
@@ -242,7 +243,7 @@ export function keySide(
             parts.logScale,
             tf.fill(parts.logScale.shape, NO_KEY_YET),
           );
-    return { base: parts.base, logScale, floor: parts.floor };
+    return { base: parts.base, logScale, floor: keyFloor(parts.floor) };
   }
   const split = typeof phi.featuresWithoutFloor === 'function' && (phi.floor ?? 0) !== 0;
   const base = split ? phi.featuresWithoutFloor!(k, 'key') : phi.features(k, 'key');
@@ -326,20 +327,24 @@ export function withFittedMap<T>(
 }
 
 /**
- * Query and key features [G, L, m'] for mechanisms that take a feature map: fitted to the call in
- * bidirectional attention; causal attention uses the unfitted map, which cannot see the future.
+ * Query features [G, Lq, m'] and the key side (keySide) for mechanisms that take a feature map:
+ * fitted to the call in bidirectional attention; causal attention uses the unfitted map, which
+ * cannot see the future.
  */
 export function callFeatures(
+  fn: string,
   phi: FeatureMap,
   q: tf.Tensor,
   k: tf.Tensor,
   keep: tf.Tensor | null,
   causal: boolean,
-): [tf.Tensor, tf.Tensor] {
-  const both = (map: FeatureMap): [tf.Tensor, tf.Tensor] => [
-    map.features(q, 'query'),
-    map.features(k, 'key'),
-  ];
+): [tf.Tensor, KeySide] {
+  const both = (map: FeatureMap): [tf.Tensor, KeySide] => {
+    const side = keySide(fn, map, k, keep);
+    const qf = map.features(q, 'query');
+    checkFeatures(fn, map, qf, 'query', [q.shape[0]!, q.shape[1]!], side.base.shape[2]);
+    return [qf, side];
+  };
   return causal ? both(phi) : withFittedMap(phi, q, k, keep, both);
 }
 
@@ -386,33 +391,25 @@ function attendGroups(
     });
   }
   const kScale = bidirectionalKeyScale(side, keep) ?? undefined;
-  if (typeof phi.factoredFeatures === 'function' && side.floor === (phi.floor ?? 0)) {
-    // query features as scale ⊙ rows + floor
+  if (typeof phi.factoredFeatures === 'function') {
+    // query features as scale ⊙ rows + their floor
     const fq = phi.factoredFeatures(qb, 'query');
     checkFeatures(fn, phi, fq.rows, 'query', [size, Lq], side.base.shape[2]);
     return attendBlock(fq.rows, side.base, vb, false, chunkSize, {
       floor: side.floor,
+      queryFloor: fq.floor,
       keep,
       keyWeights,
       qScale: fq.scale,
       kScale,
     });
   }
-  const splitQuery =
-    side.floor !== 0 &&
-    typeof phi.featuresWithoutFloor === 'function' &&
-    (phi.floor ?? 0) === side.floor;
+  const splitQuery = typeof phi.featuresWithoutFloor === 'function' && (phi.floor ?? 0) !== 0;
   const qf = splitQuery ? phi.featuresWithoutFloor!(qb, 'query') : phi.features(qb, 'query');
   checkFeatures(fn, phi, qf, 'query', [size, Lq], side.base.shape[2]);
-  if (side.floor !== 0 && !splitQuery) {
-    // the queries carry their floor already: only the keys' floor goes to the products
-    return attendBlock(qf, bidirectionalKeyFeatures(side, keep), vb, false, chunkSize, {
-      keep,
-      keyWeights,
-    });
-  }
   return attendBlock(qf, side.base, vb, false, chunkSize, {
     floor: side.floor,
+    queryFloor: splitQuery ? phi.floor! : 0,
     keep,
     keyWeights,
     kScale,

@@ -218,6 +218,21 @@ export function mapGroupBlocks(
 export const NO_KEY_YET = -3e38;
 
 /**
+ * The least floor attention gives stabilized key features (maps with keyParts, whose largest
+ * feature over the keys a query sees is the map's ratio, m'^-1/2 ≥ 1e-2 in practice): 1e-30,
+ * some 1e-28 of the largest product, so it changes no result above float32 resolution — except
+ * where every product of a query with the keys it sees underflows (logits of hundreds and more).
+ * There the weights become uniform over those keys: the output stays a convex combination of the
+ * visible values instead of a row of zeros.
+ */
+export const MIN_KEY_FLOOR = 1e-30;
+
+/** The floor attention uses for keyParts with `floor`. */
+export function keyFloor(floor: number): number {
+  return Math.max(floor, MIN_KEY_FLOOR);
+}
+
+/**
  * Softmax over the last axis where `allowed` (0/1, broadcastable to scores) is 1: exp(s − max over
  * allowed) on allowed entries, normalised; rows with nothing allowed give all zeros.
  */

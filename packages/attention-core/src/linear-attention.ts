@@ -109,6 +109,8 @@ export function attendBlock(
   chunkSize: number,
   extra: {
     floor?: number;
+    /** Bidirectional: the queries' floor when it differs from the keys' `floor`. */
+    queryFloor?: number;
     keep?: tf.Tensor | null;
     qScale?: tf.Tensor;
     kScale?: tf.Tensor;
@@ -131,12 +133,12 @@ export function attendBlock(
   if (extra.keyWeights) vOnes = tf.mul(vOnes, extra.keyWeights);
   const numDen = causal
     ? causalNumDen(qf, kf, vOnes, chunkSize, extra.kLog ?? null, floor)
-    : bidirectionalNumDen(qf, kf, vOnes, floor, extra.qScale, extra.kScale);
+    : bidirectionalNumDen(qf, kf, vOnes, floor, extra.qScale, extra.kScale, extra.queryFloor);
   const cols = rangeTaker(numDen, 2);
   let den = cols(dv, 1);
   const eps = extra.denominatorEps ?? 0;
   if (eps !== 0) {
-    if ((!causal && floor !== 0) || extra.qScale) {
+    if ((!causal && (floor !== 0 || (extra.queryFloor ?? 0) !== 0)) || extra.qScale) {
       throw new Error(
         'attendBlock: denominatorEps needs plain query features (no floor or row scales)',
       );
@@ -200,8 +202,15 @@ function bidirectionalNumDen(
   floor: number,
   qScale?: tf.Tensor,
   kScale?: tf.Tensor,
+  queryFloor = floor,
 ): tf.Tensor3D {
-  if (floor === 0 && !qScale && !kScale && hasFusedKernel(BidirectionalLinearAttention)) {
+  if (
+    floor === 0 &&
+    queryFloor === 0 &&
+    !qScale &&
+    !kScale &&
+    hasFusedKernel(BidirectionalLinearAttention)
+  ) {
     return fusedBidirectional(qf, kf, vOnes);
   }
   const vT = transposeLast(kScale ? tf.mul(vOnes, kScale) : vOnes); // [G, w, Lk]
@@ -209,7 +218,9 @@ function bidirectionalNumDen(
   if (floor !== 0) kv = tf.add(kv, tf.mul(tf.sum(vOnes, 1, true), floor)); // + f·1_m (1ᵀV'): [G, 1, w] over m
   let out: tf.Tensor = groupMatMul(qf, kv); // [G, Lq, w]
   if (qScale) out = tf.mul(out, qScale);
-  return (floor === 0 ? out : tf.add(out, tf.mul(tf.sum(kv, 1, true), floor))) as tf.Tensor3D;
+  return (
+    queryFloor === 0 ? out : tf.add(out, tf.mul(tf.sum(kv, 1, true), queryFloor))
+  ) as tf.Tensor3D;
 }
 
 /** Lower-triangular ones [C, C] (j ≤ i). */

@@ -1,8 +1,29 @@
 import { assertTensor, type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import { assertFeatureMap, callFeatures } from './favor-attention.js';
-import { groupsPerBlock, mapGroupBlocks, rangeTaker, safeDivide } from './groups.js';
-import { type ToeplitzMethod, toeplitzMatmul } from './toeplitz.js';
+import {
+  assertFeatureMap,
+  callFeatures,
+  type KeySide,
+  safeNumFeatures,
+} from './favor-attention.js';
+import {
+  causalKeep,
+  groupMatMul,
+  groupsPerBlock,
+  mapGroupBlocks,
+  NO_KEY_YET,
+  rangeTaker,
+  safeDivide,
+  transposeLast,
+} from './groups.js';
+import { prefixScan } from './linear-attention.js';
+import {
+  defaultToeplitzMethod,
+  FFT_BACKENDS,
+  type ToeplitzMethod,
+  toeplitzMatmul,
+  toeplitzMatrix,
+} from './toeplitz.js';
 import { validateMask, validateQkv } from './validate.js';
 
 export interface RpeFavorAttentionOptions {
@@ -83,6 +104,16 @@ export function rpeFavorAttention(
   const scale = validateNormalize(fn, opts.normalize);
   const phi = opts.featureMap;
   const method = opts.method;
+  if (method !== undefined && method !== 'fft' && method !== 'toeplitz') {
+    throw new RangeError(
+      `${fn}: method must be 'fft' or 'toeplitz', got ${JSON.stringify(method)}`,
+    );
+  }
+  if (method === 'fft' && !FFT_BACKENDS.includes(tf.getBackend())) {
+    throw new Error(
+      `${fn}: method 'fft' runs on the CPU side and needs the cpu or wasm backend, got '${tf.getBackend()}' (use method 'toeplitz', the default there)`,
+    );
+  }
   return tf.tidy(() => {
     let qq = q;
     let kk = k;
@@ -92,9 +123,8 @@ export function rpeFavorAttention(
       qq = tf.mul(l2Normalize(q), factor);
       kk = tf.mul(l2Normalize(k), factor);
     }
-    const c = relativeCoefficients(bias, L, causal); // [H, 2L − 1]
-    const takeC = rangeTaker(B === 1 ? c : tf.tile(c, [B, 1]), 0); // row g = head g mod H
-    const m = safeWidth(phi) ?? Math.max(d, 64);
+    const takeB = rangeTaker(B === 1 ? bias : tf.tile(bias, [B, 1]), 0); // row g = head g mod H
+    const m = safeNumFeatures(phi) ?? Math.max(d, 64);
     return mapGroupBlocks(
       qq,
       kk,
@@ -103,43 +133,115 @@ export function rpeFavorAttention(
       shapes,
       groupsPerBlock(B * H, L, m),
       ({ g0, size, q: qb, k: kb, v: vb, keep }) => {
-        const [fq, fk0] = callFeatures(phi, qb, kb, keep, causal); // [G, L, m]
-        let fk = fk0;
-        if (fk.rank !== 3 || fq.rank !== 3 || fk.shape[2] !== fq.shape[2]) {
-          throw new RangeError(
-            `${fn}: featureMap ${phi.name} must map [G, L, d] to [G, L, m'] with the same m' for queries and keys, got ${shapeString(fq.shape)} and ${shapeString(fk.shape)}`,
-          );
-        }
-        if (keep !== null) fk = tf.mul(fk, keep); // padded keys: no features, so no weight
-        return toeplitzAttend(takeC(g0, size), fq, fk, vb, dv, method);
+        const [fq, side] = callFeatures(fn, phi, qb, kb, keep, causal); // [G, L, m']
+        const job = { fq, side, v: vb, keep, bias: takeB(g0, size), causal, dv };
+        const use = method ?? defaultToeplitzMethod(L);
+        return use === 'fft' && fftIsAccurate(job) ? fftAttend(job) : denseAttend(job);
       },
     );
   });
 }
 
-/** c = exp(b − max b) per head (the constant cancels); causal: c_r = 0 for r > 0 (future keys). */
-function relativeCoefficients(bias: tf.Tensor, L: number, causal: boolean): tf.Tensor2D {
-  const H = bias.shape[0]!;
-  const allowed = causal ? tf.slice(bias, [0, 0], [H, L]) : bias; // r ≤ 0 at indices 0 … L − 1
-  const c = tf.exp(tf.sub(allowed, tf.max(allowed, 1, true)));
-  return (causal && L > 1 ? tf.concat([c, tf.zeros([H, L - 1])], 1) : c) as tf.Tensor2D;
+/** One block of groups, features computed: what both products need. */
+interface RpeJob {
+  /** φ(q) [G, L, m'] with its floor */
+  fq: tf.Tensor;
+  /** keys: φ(k_j; s) = e^{ℓ_j − s}·base_j + floor (see favorAttention's keySide) */
+  side: KeySide;
+  v: tf.Tensor;
+  keep: tf.Tensor | null;
+  /** b [G, 2L − 1] */
+  bias: tf.Tensor;
+  causal: boolean;
+  dv: number;
 }
 
-/** φ(Q)·(C·(φ(K) ⊗ [V, 1])) over blocks of features, then numerator / denominator. */
-function toeplitzAttend(
-  c: tf.Tensor,
-  fq: tf.Tensor,
-  fk: tf.Tensor,
-  v: tf.Tensor,
-  dv: number,
-  method: ToeplitzMethod | undefined,
-): tf.Tensor {
+/** The key stabilizer s_i of every query [G, L, 1]: over the keys it sees (causal: j ≤ i). */
+function keyStabilizers(job: RpeJob): tf.Tensor | null {
+  const ell = job.side.logScale;
+  if (ell === null) return null;
+  return job.causal ? prefixScan(ell, 'max') : tf.broadcastTo(tf.max(ell, 1, true), ell.shape);
+}
+
+/**
+ * The quadratic form, every stabilizer per query in the log domain (exactly causal, no FFT noise,
+ * and any bias spread): with M_i the largest bias over the offsets query i sees,
+ *   W_ij = e^{b_{j−i} − M_i}·(e^{ℓ_j − s_i}·φ(q_i)·base_j + floor·Σ_f φ(q_i)_f)   (visible j),
+ *   out_i = Σ_j W_ij v_j / Σ_j W_ij.
+ * O(L²(m' + dv)) per group; the default on the GPU backends and for short sequences.
+ */
+function denseAttend(job: RpeJob): tf.Tensor {
+  const { fq, side, v, keep, bias, causal, dv } = job;
+  const [G, L] = fq.shape as [number, number, number];
+  let allowed: tf.Tensor = causal ? tf.reshape(causalKeep(L, L, 0), [1, L, L]) : tf.ones([1, L, L]);
+  if (keep !== null) allowed = tf.mul(allowed, tf.reshape(keep, [G, 1, L]));
+  const allowedB = tf.cast(tf.broadcastTo(allowed, [G, L, L]), 'bool');
+  const logC = toeplitzMatrix(bias as tf.Tensor2D, L); // [G, L, L]: b_{j−i}
+  const rowMax = tf.max(tf.where(allowedB, logC, tf.fill([G, L, L], NO_KEY_YET)), -1, true);
+  const c = tf.mul(tf.exp(tf.minimum(tf.sub(logC, rowMax), 0)), allowed);
+  let w = groupMatMul(fq, transposeLast(side.base)); // [G, L, L]
+  const s = keyStabilizers(job);
+  if (s !== null) {
+    w = tf.mul(w, tf.exp(tf.minimum(tf.sub(transposeLast(side.logScale!), s), 0)));
+  }
+  if (side.floor !== 0) w = tf.add(w, tf.mul(tf.sum(fq, -1, true), side.floor));
+  const vOnes = tf.concat([v, keep ?? tf.ones([G, L, 1])], 2);
+  const numDen = groupMatMul(tf.mul(w, c), vOnes);
+  const cols = rangeTaker(numDen, 2);
+  return safeDivide(cols(0, dv), cols(dv, 1));
+}
+
+/**
+ * Largest log-range (bias spread + key log-scale spread, per group) at which the FFT path keeps
+ * float32 accuracy: the Float64 FFT's error is ~1e-16 of a product's largest entry, and the
+ * smallest rows sit up to e^range below it.
+ */
+export const FFT_SAFE_RANGE = 25;
+
+/**
+ * Whether the FFT's products can resolve every row: the spread of the allowed biases plus the
+ * spread of the unpadded keys' log-scales within FFT_SAFE_RANGE (read on the CPU side, where the
+ * FFT runs anyway). Beyond it, the dense form takes the call.
+ */
+function fftIsAccurate(job: RpeJob): boolean {
+  const { bias, causal, side, keep } = job;
+  const L = job.fq.shape[1]!;
+  const allowed = causal ? tf.slice(bias, [0, 0], [-1, L]) : bias;
+  let spread: tf.Tensor = tf.sub(tf.max(allowed, 1), tf.min(allowed, 1)); // [G]
+  if (side.logScale !== null) {
+    const ell = side.logScale; // padded keys at NO_KEY_YET
+    const low =
+      keep === null ? ell : tf.where(tf.cast(keep, 'bool'), ell, tf.fill(ell.shape, -NO_KEY_YET));
+    spread = tf.add(spread, tf.relu(tf.sub(tf.max(ell, [1, 2]), tf.min(low, [1, 2]))));
+  }
+  return tf.max(spread).dataSync()[0]! <= FFT_SAFE_RANGE;
+}
+
+/**
+ * φ(Q)·(C·(φ(K) ⊗ [V, 1])) by FFT over blocks of features, in O(L log L) per column, with
+ * c = e^{b − max b} (per head) and keys at one reference R = max ℓ (per group):
+ *   out_i = (A_i + floor·Σ_f φ(q_i)_f·e^{s_i − R}·B_i) / (the same for the denominator column),
+ *   A = Σ_f φ(q)_f ⊙ C·(e^{ℓ − R} base_f ⊗ v'),  B = C·v',
+ * the dense form's numbers up to the FFT's rounding — which is not causal: later positions move
+ * earlier outputs at the 1e-16 level. Rows that see no key are exactly 0.
+ */
+function fftAttend(job: RpeJob): tf.Tensor {
+  const { fq, side, v, keep, bias, causal, dv } = job;
   const [G, L, m] = fq.shape as [number, number, number];
   const w = dv + 1;
-  const vOnes = tf.concat([v, tf.ones([G, L, 1])], 2); // [G, L, w]
+  const c = relativeCoefficients(bias, L, causal); // [G, 2L − 1]
+  const vOnes = tf.concat([v, keep ?? tf.ones([G, L, 1])], 2); // [G, L, w], padded rows zero
+  let kf = side.base;
+  let floorScale: tf.Tensor | null = null;
+  if (side.logScale !== null) {
+    const R = tf.max(side.logScale, 1, true); // [G, 1, 1]
+    kf = tf.mul(kf, tf.exp(tf.minimum(tf.sub(side.logScale, R), 0)));
+    floorScale = tf.exp(tf.minimum(tf.sub(keyStabilizers(job)!, R), 0)); // [G, L, 1]
+  }
+  if (keep !== null) kf = tf.mul(kf, keep);
   const block = Math.max(1, Math.min(m, Math.floor(PASS_BUDGET / (G * L * w))));
   const takeQ = rangeTaker(fq, 2);
-  const takeK = rangeTaker(fk, 2);
+  const takeK = rangeTaker(kf, 2);
   let acc: tf.Tensor | null = null;
   for (let f0 = 0; f0 < m; f0 += block) {
     const size = Math.min(block, m - f0);
@@ -150,15 +252,35 @@ function toeplitzAttend(
         L,
         size * w,
       ]);
-      const CF = tf.reshape(toeplitzMatmul(c, F, { method }), [G, L, size, w]);
+      const CF = tf.reshape(toeplitzMatmul(c, F, { method: 'fft' }), [G, L, size, w]);
       const part = tf.sum(tf.mul(tf.expandDims(takeQ(f0, size), 3), CF), 2); // [G, L, w]
       return acc === null ? part : tf.add(acc, part);
     });
     acc?.dispose();
     acc = next;
   }
-  const cols = rangeTaker(acc!, 2);
-  return safeDivide(cols(0, dv), cols(dv, 1));
+  let numDen = acc!;
+  if (side.floor !== 0) {
+    let f = tf.mul(tf.sum(fq, -1, true), side.floor);
+    if (floorScale !== null) f = tf.mul(f, floorScale);
+    numDen = tf.add(numDen, tf.mul(f, toeplitzMatmul(c, vOnes, { method: 'fft' })));
+  }
+  // FFT rounding is not zero where no key is visible: those rows are 0 exactly
+  const kept = keep ?? tf.ones([G, L, 1]);
+  const seen = causal ? prefixScan(kept, 'sum') : tf.sum(kept, 1, true);
+  const cols = rangeTaker(numDen, 2);
+  return tf.mul(
+    safeDivide(cols(0, dv), cols(dv, 1)),
+    tf.cast(tf.greaterEqual(seen, 0.5), 'float32'),
+  );
+}
+
+/** c = exp(b − max b) per row (the constant cancels); causal: c_r = 0 for r > 0 (future keys). */
+function relativeCoefficients(bias: tf.Tensor, L: number, causal: boolean): tf.Tensor2D {
+  const H = bias.shape[0]!;
+  const allowed = causal ? tf.slice(bias, [0, 0], [H, L]) : bias; // r ≤ 0 at indices 0 … L − 1
+  const c = tf.exp(tf.sub(allowed, tf.max(allowed, 1, true)));
+  return (causal && L > 1 ? tf.concat([c, tf.zeros([H, L - 1])], 1) : c) as tf.Tensor2D;
 }
 
 function l2Normalize(x: tf.Tensor): tf.Tensor {
@@ -181,12 +303,4 @@ function validateNormalize(fn: string, normalize: unknown): number | tf.Scalar |
   throw new RangeError(
     `${fn}: normalize.scale must be a positive finite number or a float32 scalar tensor, got ${got}`,
   );
-}
-
-function safeWidth(phi: FeatureMap): number | undefined {
-  try {
-    return phi.numFeatures;
-  } catch {
-    return undefined;
-  }
 }

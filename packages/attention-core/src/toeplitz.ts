@@ -11,7 +11,7 @@ export interface ToeplitzOptions {
 }
 
 /** Backends whose data the CPU-side FFT can read synchronously and cheaply. */
-const FFT_BACKENDS = ['cpu', 'wasm'];
+export const FFT_BACKENDS = ['cpu', 'wasm'];
 
 /** Below this length the dense product is cheaper than the FFT on the CPU backends. */
 export const FFT_MIN_LENGTH = 64;

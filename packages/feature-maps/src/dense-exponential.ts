@@ -114,9 +114,13 @@ export function fitDenseExponential(
   if (variant === 'aderf') {
     // Ψ1 = Σ^{1/2} Vᵀ M1^{-1/2}, Ψ2 = Σ^{-1/2} Vᵀ M1^{1/2} with S = M2^{1/2} M1^{1/2} = U Σ Vᵀ:
     // Ψ1ᵀΨ2 = I and tr(Ψ1 M1 Ψ1ᵀ) = tr(Ψ2 M2 Ψ2ᵀ) = tr Σ, the minimum of their sum
+    // Ridge λ = 1e-3·tr(M)/d (+ an absolute floor): a rank-deficient M1 or M2 (fewer positions
+    // than dimensions, e.g. one token) would otherwise send σ → 0 and Ψ2 → ∞ (NaN features in
+    // float32). Any regularized pair still has Ψ1ᵀΨ2 = I exactly, so the estimator stays
+    // unbiased; the condition number of each Ψ stays below (1e3·d)^{1/2}.
     const reg = (m: Float64Array) => {
       const out = Float64Array.from(m);
-      const eps = 1e-9 * (trace(m, d) / d + 1e-12);
+      const eps = 1e-3 * (Math.max(trace(m, d), 0) / d) + 1e-12;
       for (let i = 0; i < d; i++) out[i * d + i]! += eps;
       return out;
     };
@@ -148,6 +152,19 @@ export function fitDenseExponential(
     );
     const quad = (psi: Float64Array, m: Float64Array) =>
       trace(matmul(matmul(psi, m, d, d, d), transpose(psi, d, d), d, d, d), d);
+    if (![...psi1, ...psi2].every(Number.isFinite)) {
+      // a numerically failed eigen-fit: Ψ1 = Ψ2 = I (OPRF), finite and unbiased
+      const identity = Float64Array.from({ length: d * d }, (_, i) => (i % (d + 1) === 0 ? 1 : 0));
+      const phi0 = trace(m1, d) + trace(m2, d) + cross;
+      const A0 = oprfOptimalA(phi0, d);
+      return {
+        variant,
+        A: A0,
+        psi1: identity,
+        psi2: Float64Array.from(identity),
+        objective: oprfLogSecondMoment(A0, d, phi0),
+      };
+    }
     const phi = quad(psi1, m1) + quad(psi2, m2) + cross;
     const A = oprfOptimalA(phi, d);
     return { variant, A, psi1, psi2, objective: oprfLogSecondMoment(A, d, phi) };
@@ -205,8 +222,31 @@ interface Prepared {
   projection: tf.Tensor | null;
   /** [G, 1, 1] scale of u = x̂·Wᵀ (OPRF's B) when projection is null */
   b: tf.Tensor | null;
-  /** [G, 1, m] (or [G, 1, 1]) added to every exponent: A|ω|² + ln D, or ωᵀAω + ln D */
-  offset: tf.Tensor;
+  /**
+   * [G, 1, m] (or [G, 1, 1]) added to every exponent of one role: the per-feature offset
+   * o_r = A|ω_r|² + ln D (SDERF: ω_rᵀAω_r + ln D) belongs to both the query's and the key's
+   * feature, so each product carries 2o_r; it goes whole to the role with the larger mean |x̂|²
+   * (per group). Products — the estimator — are unchanged, but the side whose exponents vary
+   * most over the features absorbs the offset's spread, so the two sides' stabilized features
+   * still overlap: an even split leaves all products to underflow at logits of 10–20 when one
+   * side is large and the other small.
+   */
+  queryOffset: tf.Tensor;
+  keyOffset: tf.Tensor;
+}
+
+/** Both roles' exponent offsets from o [G, 1, m] and the mean squared norms nq, nk [G, 1, 1]. */
+function splitOffset(
+  offset: tf.Tensor,
+  nq: tf.Tensor,
+  nk: tf.Tensor,
+): Pick<Prepared, 'queryOffset' | 'keyOffset'> {
+  const toQuery = tf.cast(tf.greaterEqual(nq, nk), 'float32'); // [G, 1, 1]
+  const twice = tf.mul(offset, 2);
+  return {
+    queryOffset: tf.mul(twice, toQuery),
+    keyOffset: tf.mul(twice, tf.sub(1, toQuery)),
+  };
 }
 
 /** x with a zero gradient: statistics never carry one (DESIGN of the fits). */
@@ -299,7 +339,7 @@ class DenseExponentialMap implements FeatureMap {
       if (p?.b) u = tf.mul(u, p.b);
     }
     let a = tf.sub(u, tf.mul(tf.sum(tf.square(z), -1, true), 0.5 * c * c));
-    if (p !== null) a = tf.add(a, p.offset);
+    if (p !== null) a = tf.add(a, role === 'query' ? p.queryOffset : p.keyOffset);
     return { a, lead };
   }
 
@@ -359,6 +399,13 @@ class DenseExponentialMap implements FeatureMap {
       const nk = tf.maximum(tf.sum(w, 1, true), 1); // [G, 1, 1]
       const xbar = tf.mean(x, 1, true); // [G, 1, d]
       const ybar = tf.div(tf.sum(tf.mul(y, w), 1, true), nk);
+      // mean |x̂|² and |ŷ|² (unpadded keys): which role takes the exponent offsets
+      const normQ = tf.mean(tf.sum(tf.square(x), -1, true), 1, true);
+      const normK = tf.div(tf.sum(tf.mul(tf.sum(tf.square(y), -1, true), w), 1, true), nk);
+      const withSplit = (o: { b: tf.Tensor; offset: tf.Tensor }) => ({
+        b: o.b,
+        ...splitOffset(o.offset, normQ, normK),
+      });
       if (this.variant === 'oprf' || this.variant === 'saderf') {
         const m1 = tf.mean(tf.square(x), 1, true); // [G, 1, d] diagonal of M1
         const m2 = tf.div(tf.sum(tf.mul(tf.square(y), w), 1, true), nk);
@@ -380,7 +427,7 @@ class DenseExponentialMap implements FeatureMap {
           query: scale,
           key: scale === null ? null : tf.reciprocal(scale),
           projection: null,
-          ...this.oprfScaleAndOffset(A),
+          ...withSplit(this.oprfScaleAndOffset(A)),
         } satisfies Prepared as unknown as tf.TensorContainer;
       }
       if (tf.getBackend() === 'webgpu') {
@@ -414,7 +461,7 @@ class DenseExponentialMap implements FeatureMap {
           query: stack((f) => f.psi1!),
           key: stack((f) => f.psi2!),
           projection: null,
-          ...this.oprfScaleAndOffset(A),
+          ...withSplit(this.oprfScaleAndOffset(A)),
         } satisfies Prepared as unknown as tf.TensorContainer;
       }
       // SDERF: projection rows ω_rᵀB, offsets ω_rᵀAω_r + ln D
@@ -444,7 +491,7 @@ class DenseExponentialMap implements FeatureMap {
         key: null,
         projection: tf.tensor3d(projections, [G, m, d]),
         b: null,
-        offset: tf.tensor3d(offsets, [G, 1, m]),
+        ...splitOffset(tf.tensor3d(offsets, [G, 1, m]), normQ, normK),
       } satisfies Prepared as unknown as tf.TensorContainer;
     }) as unknown as Prepared;
     return new DenseExponentialMap(
@@ -485,7 +532,9 @@ class DenseExponentialMap implements FeatureMap {
     }
     const p = this.prepared;
     tf.dispose(
-      [p.query, p.key, p.projection, p.b, p.offset].filter((t): t is tf.Tensor => t !== null),
+      [p.query, p.key, p.projection, p.b, p.queryOffset, p.keyOffset].filter(
+        (t): t is tf.Tensor => t !== null,
+      ),
     );
   }
 }
