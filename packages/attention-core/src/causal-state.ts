@@ -1,8 +1,16 @@
-import { type FeatureMap, type KeyParts, shapeString } from '@kernel-attention/feature-maps';
+import {
+  assertOptions,
+  assertTensor,
+  describeValue,
+  type FeatureMap,
+  isTensor,
+  type KeyParts,
+  shapeString,
+} from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFeatureMap } from './favor-attention.js';
 import { keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
-import { validateNonNegative, validateQkv } from './validate.js';
+import { assertAllocatable, validateNonNegative, validateQkv } from './validate.js';
 
 /**
  * Recurrent state of causal linear attention for decoding one token at a time, with constant
@@ -58,12 +66,18 @@ function makeState(
  */
 export function causalState(opts: CausalStateOptions): CausalState {
   const fn = 'causalState';
+  assertOptions(fn, opts, '{ batch, heads, numFeatures, valueDim }');
   for (const key of ['batch', 'heads', 'numFeatures', 'valueDim'] as const) {
     const v = opts?.[key];
     if (!Number.isInteger(v) || v < 1)
       throw new RangeError(`${fn}: ${key} must be a positive integer, got ${String(v)}`);
   }
   const { batch: B, heads: H, numFeatures: m, valueDim: dv } = opts;
+  assertAllocatable(
+    fn,
+    'the state [batch, heads, numFeatures, valueDim + 1]',
+    B * H * m * (dv + 1),
+  );
   return makeState(
     tf.zeros([B, H, m, dv + 1]),
     tf.fill([B, H, 1, 1], NO_KEY_YET),
@@ -92,7 +106,8 @@ export function favorCausalStep(
   opts: CausalStepOptions & { featureMap: FeatureMap },
 ): { output: tf.Tensor4D; state: CausalState } {
   const fn = 'favorCausalStep';
-  assertFeatureMap(fn, opts?.featureMap);
+  assertOptions(fn, opts, '{ featureMap }');
+  assertFeatureMap(fn, opts.featureMap);
   const phi = opts.featureMap;
   validateStep(fn, state, q, k, v, ['q', 'k', 'v']);
   return step(fn, state, k, v, opts, (kSafe) => ({
@@ -119,6 +134,7 @@ export function linearCausalStep(
   opts: CausalStepOptions = {},
 ): { output: tf.Tensor4D; state: CausalState } {
   const fn = 'linearCausalStep';
+  assertOptions(fn, opts, '{ mask?, denominatorEps? }', false);
   validateStep(fn, state, qFeat, kFeat, v, ['qFeat', 'kFeat', 'v']);
   return step(fn, state, kFeat, v, opts, (kSafe) => ({
     qf: qFeat,
@@ -169,6 +185,15 @@ function step(
   const [B, H, m, w] = state.kv.shape;
   const mask = opts.mask;
   const denominatorEps = validateNonNegative(fn, opts.denominatorEps, 'denominatorEps');
+  if (mask !== undefined) {
+    assertTensor(
+      fn,
+      'mask',
+      mask,
+      { rank: [1, 2], dtype: ['float32', 'int32', 'bool'] },
+      '[batch, 1] (1 keep, 0 pad)',
+    );
+  }
   if (mask !== undefined && mask.size !== B) {
     throw new RangeError(
       `${fn}: mask must have shape [batch, 1] = [${B},1], got ${shapeString(mask.shape)}`,
@@ -184,9 +209,17 @@ function step(
     const { qf, parts } = featuresOf(
       mask === undefined ? k : tf.where(tf.broadcastTo(keepB, k.shape), k, tf.zerosLike(k)),
     );
-    if (qf.shape[3] !== m || parts.base.shape[3] !== m) {
+    const ok = (t: unknown, last: number) =>
+      isTensor(t) &&
+      t.rank === 4 &&
+      t.shape[0] === B &&
+      t.shape[1] === H &&
+      t.shape[2] === 1 &&
+      t.shape[3] === last &&
+      t.dtype === 'float32';
+    if (!ok(qf, m) || !ok(parts?.base, m) || !ok(parts.logScale, 1)) {
       throw new RangeError(
-        `${fn}: features have ${qf.shape[3]} columns but the state was made for numFeatures ${m}`,
+        `${fn}: the features must be float32 [batch, heads, 1, numFeatures] = [${B},${H},1,${m}] (the state's numFeatures) and keyParts' logScale [${B},${H},1,1], got query features ${describeTensor(qf)}, key features ${describeTensor(parts?.base)} and logScale ${describeTensor(parts?.logScale)}`,
       );
     }
     const v1 = tf.concat(
@@ -223,4 +256,8 @@ function step(
       state.steps + 1,
     ),
   };
+}
+
+function describeTensor(t: unknown): string {
+  return isTensor(t) ? `${shapeString(t.shape)} (${t.dtype})` : describeValue(t);
 }

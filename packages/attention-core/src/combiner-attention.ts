@@ -1,4 +1,4 @@
-import { shapeString } from '@kernel-attention/feature-maps';
+import { assertOptions, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { mapGroupBlocks, rangeTaker, safeDivide } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -57,9 +57,7 @@ export function combinerAttention(
   opts: CombinerAttentionOptions,
 ): tf.Tensor4D {
   const fn = 'combinerAttention';
-  if (typeof opts !== 'object' || opts === null) {
-    throw new TypeError(`${fn}: options { variant } are required`);
-  }
+  assertOptions(fn, opts, '{ variant }');
   const variant = opts.variant;
   if (!['fixed', 'axial', 'logsparse', 'mixture'].includes(variant)) {
     throw new RangeError(

@@ -1,4 +1,10 @@
-import { type FeatureMap, isTensor, shapeString } from '@kernel-attention/feature-maps';
+import {
+  assertOptions,
+  describeValue,
+  type FeatureMap,
+  isTensor,
+  shapeString,
+} from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   groupMatMul,
@@ -102,8 +108,7 @@ export function favorAttention(
   opts: FavorAttentionOptions,
 ): tf.Tensor4D {
   const fn = 'favorAttention';
-  if (typeof opts !== 'object' || opts === null)
-    throw new TypeError(`${fn}: options { featureMap } are required`);
+  assertOptions(fn, opts, '{ featureMap }');
   assertFeatureMap(fn, opts.featureMap);
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
@@ -471,7 +476,7 @@ export function safeNumFeatures(phi: FeatureMap): number | undefined {
 }
 
 function describeShape(t: unknown): string {
-  return isTensor(t) ? `${shapeString(t.shape)} (${t.dtype})` : t === null ? 'null' : typeof t;
+  return isTensor(t) ? `${shapeString(t.shape)} (${t.dtype})` : describeValue(t);
 }
 
 /**

@@ -1,4 +1,9 @@
-import { assertTensor, type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
+import {
+  assertOptions,
+  assertTensor,
+  type FeatureMap,
+  shapeString,
+} from '@kernel-attention/feature-maps';
 import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -8,7 +13,7 @@ import {
   favorAll,
   favorAttention,
 } from './favor-attention.js';
-import { DEFAULT_CHUNK_SIZE } from './linear-attention.js';
+import { DEFAULT_CHUNK_SIZE, prefixScan } from './linear-attention.js';
 import { attendAll, softmaxAttention } from './softmax-attention.js';
 import { validateMask, validateQkv } from './validate.js';
 
@@ -91,9 +96,7 @@ export function gatedAttention(
   opts: GatedAttentionOptions,
 ): tf.Tensor4D | GatedAttentionResult {
   const fn = 'gatedAttention';
-  if (typeof opts !== 'object' || opts === null) {
-    throw new TypeError(`${fn}: options { gates, mode } are required`);
-  }
+  assertOptions(fn, opts, '{ gates, mode }');
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
   const { batch: B, keyLength: Lk } = shapes;
@@ -152,11 +155,34 @@ export function gatedAttention(
           ? softmaxWithGates(q, k, v, gk, opts.mask, shapes, causal)
           : featuresWithGates(phi, q, k, v, gk, opts.mask, causal, shapes);
     }
-    return { output, penalty: penalty as tf.Scalar };
+    return {
+      output: withNanGates(output, opts.gates, keep, causal),
+      penalty: penalty as tf.Scalar,
+    };
   });
   if (opts.returnPenalty) return result;
   result.penalty.dispose();
   return result.output;
+}
+
+/**
+ * NaN propagation for the gates: a NaN gate of an unpadded key reaches every output that sees the
+ * key (as a NaN value would), instead of being clipped or compared into a finite gate.
+ */
+function withNanGates(
+  output: tf.Tensor4D,
+  gates: tf.Tensor,
+  keep: tf.Tensor | null,
+  causal: boolean,
+): tf.Tensor4D {
+  const [B, , Lq] = output.shape;
+  const Lk = gates.shape[1]!;
+  let poison = tf.where(tf.isNaN(gates), tf.fill(gates.shape, Number.NaN), tf.zerosLike(gates));
+  if (keep !== null) poison = tf.where(tf.cast(keep, 'bool'), poison, tf.zerosLike(poison));
+  const seen = causal
+    ? tf.reshape(prefixScan(tf.reshape(poison, [B, Lk, 1]), 'sum'), [B, 1, Lq, 1])
+    : tf.reshape(tf.sum(poison, 1), [B, 1, 1, 1]);
+  return tf.add(output, seen) as tf.Tensor4D;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { assertOptions } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   causalKeep,
@@ -65,6 +66,7 @@ export function linearAttention(
   opts: LinearAttentionOptions = {},
 ): tf.Tensor4D {
   const fn = 'linearAttention';
+  assertOptions(fn, opts, '{ causal?, mask?, chunkSize?, denominatorEps? }', false);
   const shapes = validateQkv(fn, qFeat, kFeat, v, {
     causal: opts.causal,
     names: ['qFeat', 'kFeat', 'v'],

@@ -1,4 +1,4 @@
-import { assertTensor, shapeString } from '@kernel-attention/feature-maps';
+import { assertOptions, assertTensor, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { maskedSoftmax, visibleKeys } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -48,9 +48,7 @@ export function relationAwareAttention(
   opts: RelationAwareAttentionOptions,
 ): tf.Tensor4D {
   const fn = 'relationAwareAttention';
-  if (typeof opts !== 'object' || opts === null) {
-    throw new TypeError(`${fn}: options { relations, relationKeys, relationValues } are required`);
-  }
+  assertOptions(fn, opts, '{ relations, relationKeys, relationValues }');
   const causal = opts.causal ?? false;
   const s = validateQkv(fn, q, k, v, { causal });
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d, valueDim: dv } = s;

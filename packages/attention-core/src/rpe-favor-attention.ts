@@ -1,4 +1,9 @@
-import { assertTensor, type FeatureMap, shapeString } from '@kernel-attention/feature-maps';
+import {
+  assertOptions,
+  assertTensor,
+  type FeatureMap,
+  shapeString,
+} from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   assertFeatureMap,
@@ -81,9 +86,7 @@ export function rpeFavorAttention(
   opts: RpeFavorAttentionOptions,
 ): tf.Tensor4D {
   const fn = 'rpeFavorAttention';
-  if (typeof opts !== 'object' || opts === null) {
-    throw new TypeError(`${fn}: options { featureMap, relativeBias } are required`);
-  }
+  assertOptions(fn, opts, '{ featureMap, relativeBias }');
   assertFeatureMap(fn, opts.featureMap);
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });

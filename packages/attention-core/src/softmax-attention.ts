@@ -1,3 +1,4 @@
+import { assertOptions } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   BLOCK_BUDGET,
@@ -48,6 +49,7 @@ export function softmaxAttention(
   opts: SoftmaxAttentionOptions = {},
 ): tf.Tensor4D {
   const fn = 'softmaxAttention';
+  assertOptions(fn, opts, '{ causal?, mask?, memory? }', false);
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);

@@ -1,4 +1,4 @@
-import { assertTensor, shapeString } from '@kernel-attention/feature-maps';
+import { assertOptions, assertTensor, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { fft, fftPlan, nextPowerOfTwo } from './fft.js';
 
@@ -51,6 +51,7 @@ export function defaultToeplitzMethod(
  */
 export function toeplitzMatmul(c: tf.Tensor, x: tf.Tensor, opts: ToeplitzOptions = {}): tf.Tensor {
   const fn = 'toeplitzMatmul';
+  assertOptions(fn, opts, '{ method? }', false);
   assertTensor(fn, 'x', x, { rank: [2, 99], dtype: 'float32' }, '[..., length, columns]');
   assertTensor(fn, 'c', c, { rank: [1, 99], dtype: 'float32' }, '[..., 2·length − 1]');
   const L = x.shape[x.rank - 2]!;

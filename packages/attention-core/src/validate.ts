@@ -99,3 +99,16 @@ export function validateNonNegative(fn: string, value: unknown, name: string): n
   }
   return value;
 }
+
+/** The most elements one tfjs tensor can hold (tfjs indexes with 32-bit integers). */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+
+/** Throws a RangeError naming the sizes unless a float32 tensor of `elements` can be allocated. */
+export function assertAllocatable(fn: string, what: string, elements: number): void {
+  if (elements > MAX_TENSOR_ELEMENTS) {
+    const gib = (elements * 4) / 2 ** 30;
+    throw new RangeError(
+      `${fn}: ${what} would hold ${elements} float32 values (${gib.toFixed(1)} GiB), more than the ${MAX_TENSOR_ELEMENTS} a tensor can hold`,
+    );
+  }
+}

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { matmul, spectralFunction, symmetricEigen, transpose } from './linalg.js';
 import { ProjectionHolder } from './projection.js';
+import { assertOptions, assertTensor, shapeString } from './validate.js';
 import { describe } from './validate-number.js';
 
 /**
@@ -282,8 +283,7 @@ class DenseExponentialMap implements FeatureMap {
     groups: number | null = null,
     holder?: ProjectionHolder,
   ) {
-    if (typeof opts !== 'object' || opts === null)
-      throw new TypeError(`${name}: options { projection } are required`);
+    assertOptions(name, opts, '{ projection }');
     const p = opts.projection as Partial<Matrix> | undefined;
     if (!p || !(p.data instanceof Float64Array) || typeof p.rows !== 'number') {
       throw new TypeError(
@@ -387,6 +387,20 @@ class DenseExponentialMap implements FeatureMap {
     this.holder.assertInput(fn, k);
     const d = this.holder.cols;
     const G = q.size / (q.shape[q.rank - 2]! * d);
+    const Lk = k.shape[k.rank - 2]!;
+    if (k.size / (Lk * d) !== G) {
+      throw new RangeError(
+        `${fn}: q and k must have the same (batch, head) groups, got q ${shapeString(q.shape)} and k ${shapeString(k.shape)}`,
+      );
+    }
+    if (keep !== null) {
+      assertTensor(fn, 'keep', keep, { dtype: 'float32' }, '[groups, keyLength, 1]');
+      if (keep.size !== G * Lk || keep.shape[keep.rank - 1] !== 1) {
+        throw new RangeError(
+          `${fn}: keep must have shape [groups, keyLength, 1] = [${G},${Lk},1], got ${shapeString(keep.shape)}`,
+        );
+      }
+    }
     // tidy keeps the tensors of the returned object (nulls are fine at run time; the type says TensorContainer)
     const prepared = tf.tidy((): tf.TensorContainer => {
       const c = this.holder.normalizer;

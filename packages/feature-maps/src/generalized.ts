@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { assertRole } from './exp-features.js';
 import type { FeatureMap, FeatureRole } from './feature-map.js';
 import { type Projection, ProjectionHolder } from './projection.js';
-import { assertTensor, shapeString } from './validate.js';
+import { assertOptions, assertTensor, shapeString } from './validate.js';
 import { describe } from './validate-number.js';
 
 /** Built-in kernel functions f of generalized attention, or your own (tfjs ops, differentiable). */
@@ -51,8 +51,7 @@ function kernelFn(fn: KernelFunction): (t: tf.Tensor) => tf.Tensor {
  * ```
  */
 export function generalized(opts: GeneralizedOptions): FeatureMap & { dispose(): void } {
-  if (typeof opts !== 'object' || opts === null)
-    throw new TypeError('generalized: options { fn } are required');
+  assertOptions('generalized', opts, '{ fn, projection?, kernelEps? }');
   const name = 'generalized';
   const f = kernelFn(opts.fn);
   const kernelEps = opts.kernelEps ?? 1e-3;

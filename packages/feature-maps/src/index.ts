@@ -31,4 +31,11 @@ export {
 export { type Projection, ProjectionHolder } from './projection.js';
 export { type SoftmaxKernelOptions, softmaxKernelFeatures } from './softmax-kernel-features.js';
 export { type TrigSoftmaxOptions, trigSoftmax } from './trig-softmax.js';
-export { assertTensor, isTensor, shapeString, type TensorRequirements } from './validate.js';
+export {
+  assertOptions,
+  assertTensor,
+  describeValue,
+  isTensor,
+  shapeString,
+  type TensorRequirements,
+} from './validate.js';

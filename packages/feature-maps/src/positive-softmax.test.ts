@@ -306,7 +306,9 @@ describe('feature maps: bad input', () => {
       /role must be 'query' or 'key', got "value"/,
     );
     // @ts-expect-error runtime check
-    expect(() => phi.features([[1, 2]], 'query')).toThrow(/x must be a tf.Tensor, got object/);
+    expect(() => phi.features([[1, 2]], 'query')).toThrow(
+      /x must be a tf.Tensor, got a plain array \(wrap it with tf.tensor\)/,
+    );
   });
   it('rejects bad options', () => {
     expect(() => positiveSoftmax({ projection: w, eps: -1 })).toThrow(

@@ -4,9 +4,11 @@ import {
   type RandomSource,
   type RowScaling,
 } from '@kernel-attention/random-features';
+
 import type { FeatureMap } from './feature-map.js';
 import { hyperbolicSoftmax, positiveSoftmax } from './positive-softmax.js';
 import { trigSoftmax } from './trig-softmax.js';
+import { assertOptions } from './validate.js';
 import { describe } from './validate-number.js';
 
 export type SoftmaxKernelOptions = RandomSource & {
@@ -42,8 +44,7 @@ export function softmaxKernelFeatures(
     if (!Number.isInteger(v) || v <= 0)
       throw new RangeError(`${fn}: ${name} must be a positive integer, got ${describe(v)}`);
   }
-  if (typeof opts !== 'object' || opts === null)
-    throw new TypeError(`${fn}: options with a seed or rng are required`);
+  assertOptions(fn, opts, '{ seed } or { rng }');
   const kind = opts.kind ?? 'positive';
   const source: RandomSource =
     opts.rng !== undefined ? { rng: opts.rng } : { seed: opts.seed as number };

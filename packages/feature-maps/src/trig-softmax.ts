@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { assertRole, groupsOf, halfSquaredNorm } from './exp-features.js';
 import type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { type Projection, ProjectionHolder } from './projection.js';
+import { assertOptions } from './validate.js';
 
 export interface TrigSoftmaxOptions {
   projection: Projection;
@@ -28,8 +29,7 @@ export interface TrigSoftmaxOptions {
  * ```
  */
 export function trigSoftmax(opts: TrigSoftmaxOptions): FeatureMap & { dispose(): void } {
-  if (typeof opts !== 'object' || opts === null)
-    throw new TypeError('trigSoftmax: options { projection } are required');
+  assertOptions('trigSoftmax', opts, '{ projection }');
   const name = 'trigSoftmax';
   const holder = new ProjectionHolder(name, opts.projection);
   const stabilize = opts.stabilize ?? true;

@@ -5,6 +5,39 @@ export function shapeString(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
 }
 
+/**
+ * Throws a TypeError naming `fn` unless `opts` is an options object (not null, an array or a
+ * primitive), e.g. `softmaxAttention: options { causal?, mask? } must be an object, got null`.
+ */
+export function assertOptions(
+  fn: string,
+  opts: unknown,
+  expected: string,
+  required = true,
+): asserts opts is object {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
+    const got =
+      opts === null
+        ? 'null'
+        : Array.isArray(opts)
+          ? 'an array'
+          : opts === undefined
+            ? 'undefined'
+            : typeof opts;
+    throw new TypeError(
+      `${fn}: options ${expected} ${required ? 'are required' : 'must be an object'}, got ${got}`,
+    );
+  }
+}
+
+/** How a value that should have been a tensor appears in error messages. */
+export function describeValue(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'a plain array (wrap it with tf.tensor)';
+  if (ArrayBuffer.isView(x)) return `a ${x.constructor.name} (wrap it with tf.tensor)`;
+  return typeof x;
+}
+
 /** Duck-typed tfjs Tensor check that works across module instances. */
 export function isTensor(x: unknown): x is Tensor {
   return (
@@ -34,9 +67,7 @@ export function assertTensor(
   layout = '',
 ): asserts x is Tensor {
   if (!isTensor(x)) {
-    throw new TypeError(
-      `${fn}: ${name} must be a tf.Tensor, got ${x === null ? 'null' : typeof x}`,
-    );
+    throw new TypeError(`${fn}: ${name} must be a tf.Tensor, got ${describeValue(x)}`);
   }
   if (x.isDisposed) throw new Error(`${fn}: ${name} has been disposed`);
   const suffix = layout ? ` ${layout}` : '';

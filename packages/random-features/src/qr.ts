@@ -1,4 +1,5 @@
 import type { Matrix } from './matrix.js';
+import { describe } from './validate.js';
 
 /**
  * The orthogonal factor Q of A = QR for a square n×n matrix, by Householder reflections in
@@ -7,6 +8,19 @@ import type { Matrix } from './matrix.js';
  * the classical compact groups"). Returns Q row-major; its rows (and columns) are orthonormal.
  */
 export function orthogonalFactor(a: Matrix): Matrix {
+  const m = a as Partial<Matrix> | null;
+  if (
+    typeof m !== 'object' ||
+    m === null ||
+    !Number.isInteger(m.rows) ||
+    !Number.isInteger(m.cols) ||
+    !(m.data instanceof Float64Array) ||
+    m.data.length !== m.rows! * m.cols!
+  ) {
+    throw new TypeError(
+      `orthogonalFactor: a must be a Matrix { rows, cols, data: Float64Array of rows·cols values }, got ${describe(a)}`,
+    );
+  }
   const n = a.rows;
   if (a.cols !== n)
     throw new RangeError(`orthogonalFactor: matrix must be square, got ${a.rows}×${a.cols}`);

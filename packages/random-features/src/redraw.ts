@@ -1,7 +1,7 @@
 import type { Matrix } from './matrix.js';
 import { createRng } from './rng.js';
 import { gaussianIid, gaussianOrthogonal, type RowScaling } from './samplers.js';
-import { assertNonNegativeInt, assertPositiveInt, describe } from './validate.js';
+import { assertNonNegativeInt, assertOptions, assertPositiveInt, describe } from './validate.js';
 
 export interface RedrawScheduleOptions {
   /** Base seed; the projection of window w is drawn from createRng(seed).fold(w). */
@@ -38,6 +38,7 @@ export interface RedrawSchedule {
  */
 export function redrawSchedule(opts: RedrawScheduleOptions): RedrawSchedule {
   const fn = 'redrawSchedule';
+  assertOptions(fn, opts, '{ seed, every, rows, cols }');
   if (!Number.isSafeInteger(opts.seed))
     throw new RangeError(`${fn}: seed must be a safe integer, got ${describe(opts.seed)}`);
   assertPositiveInt(fn, 'every', opts.every);

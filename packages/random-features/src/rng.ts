@@ -139,11 +139,20 @@ export function createRng(seed: number): Rng {
 export function rngFrom(fn: string, opts: { seed?: number; rng?: Rng } | undefined): Rng {
   if (opts?.rng !== undefined) {
     if (opts.seed !== undefined) throw new TypeError(`${fn}: pass either seed or rng, not both`);
+    const r = opts.rng as Partial<Rng> | null;
+    const methods = ['nextUint32', 'uniform', 'normal', 'normals', 'split', 'fold'] as const;
+    const missing =
+      typeof r === 'object' && r !== null ? methods.filter((k) => typeof r[k] !== 'function') : [];
+    if (typeof r !== 'object' || r === null || missing.length > 0) {
+      throw new TypeError(
+        `${fn}: rng must be an Rng from createRng(seed)${missing.length > 0 ? ` (it lacks ${missing.join(', ')})` : ''}, got ${describe(opts.rng)}`,
+      );
+    }
     return opts.rng;
   }
   if (opts?.seed === undefined) {
     throw new TypeError(
-      `${fn}: a seed (integer) or an rng is required; randomness is always explicit`,
+      `${fn}: a seed (integer) or an rng is required; randomness is always explicit (got options ${describe(opts)})`,
     );
   }
   if (!Number.isSafeInteger(opts.seed)) {

@@ -1,7 +1,7 @@
 import { type Matrix, zeros } from './matrix.js';
 import { orthogonalFactor } from './qr.js';
 import { type Rng, rngFrom } from './rng.js';
-import { assertPositiveInt, describe } from './validate.js';
+import { assertAllocatable, assertOptions, assertPositiveInt, describe } from './validate.js';
 
 /** Where randomness comes from: an integer seed or an explicit generator. */
 export type RandomSource = { seed: number; rng?: undefined } | { rng: Rng; seed?: undefined };
@@ -30,6 +30,8 @@ export type OrthogonalOptions = RandomSource & {
 export function gaussianIid(rows: number, cols: number, opts: RandomSource): Matrix {
   assertPositiveInt('gaussianIid', 'rows', rows);
   assertPositiveInt('gaussianIid', 'cols', cols);
+  assertOptions('gaussianIid', opts, '{ seed } or { rng }');
+  assertAllocatable('gaussianIid', `a ${rows}×${cols} matrix`, rows * cols);
   const rng = rngFrom('gaussianIid', opts);
   const out = zeros(rows, cols);
   rng.normals(out.data);
@@ -51,6 +53,8 @@ export function gaussianIid(rows: number, cols: number, opts: RandomSource): Mat
 export function gaussianOrthogonal(rows: number, cols: number, opts: OrthogonalOptions): Matrix {
   assertPositiveInt('gaussianOrthogonal', 'rows', rows);
   assertPositiveInt('gaussianOrthogonal', 'cols', cols);
+  assertOptions('gaussianOrthogonal', opts, '{ seed } or { rng }');
+  assertAllocatable('gaussianOrthogonal', `a ${rows}×${cols} matrix`, rows * cols);
   const scaling = opts.scaling ?? 'chi';
   if (scaling !== 'chi' && scaling !== 'sqrt-d') {
     throw new RangeError(
