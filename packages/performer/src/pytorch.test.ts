@@ -104,10 +104,10 @@ describe('readSafetensors', () => {
   it('a truncated file, a bad header, a misshapen tensor give clear errors', () => {
     expect(() => readSafetensors(bytes.subarray(0, 4))).toThrow(/truncated: 4 bytes/);
     expect(() => readSafetensors(bytes.subarray(0, 100))).toThrow(
-      /truncated: the header says \d+ bytes of JSON, only 92 bytes follow/,
+      /header length says \d+ bytes of JSON, only 92 bytes follow/,
     );
     expect(() => readSafetensors(bytes.subarray(0, bytes.length - 10))).toThrow(
-      /run past the end of the data .*truncated/,
+      /the file is truncated/,
     );
     const bad = new Uint8Array(17);
     new DataView(bad.buffer).setBigUint64(0, 9n, true);
@@ -120,7 +120,7 @@ describe('readSafetensors', () => {
     new DataView(file.buffer).setBigUint64(0, BigInt(header.length), true);
     file.set(header, 8);
     expect(() => readSafetensors(file)).toThrow(
-      /tensor 'w': shape \[2, 3\] of F32 needs 24 bytes, data_offsets give 20/,
+      /tensor 'w': shape \[2, 3\] of F32 needs 24 bytes, data_offsets \[0, 20\] give 20/,
     );
   });
 });

@@ -21,6 +21,9 @@ const UNSUPPORTED: [string, unknown][] = [
   ['shift_tokens', false],
 ];
 
+/** The dtypes a weight may have (all decoded to float32). */
+const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
+
 /** Our config from performer-pytorch's (snake_case) PerformerLM arguments. */
 export function configFromPytorch(config: Record<string, unknown>): PerformerLMConfig {
   const fn = 'loadPerformerPytorch';
@@ -36,33 +39,55 @@ export function configFromPytorch(config: Record<string, unknown>): PerformerLMC
       );
     }
   }
+  const describe = (v: unknown) =>
+    typeof v === 'string'
+      ? `the string ${JSON.stringify(v)}`
+      : v === null
+        ? 'null'
+        : Array.isArray(v)
+          ? 'an array'
+          : typeof v === 'object'
+            ? 'an object'
+            : String(v);
+  /** A positive integer (sizes, counts). */
   const num = (key: string, fallback?: number) => {
     const v = config[key] ?? fallback;
-    if (typeof v !== 'number')
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
       throw new RangeError(
-        `${fn}: config.${key} must be a number, got ${JSON.stringify(config[key])}`,
+        `${fn}: config.${key} must be a positive integer, got ${describe(config[key])}`,
       );
+    }
+    return v;
+  };
+  /** true or false (a string such as "false" is an error, not truthy). */
+  const bool = (key: string, fallback: boolean) => {
+    const v = config[key] ?? fallback;
+    if (typeof v !== 'boolean') {
+      throw new TypeError(
+        `${fn}: config.${key} must be true or false, got ${describe(config[key])}`,
+      );
+    }
     return v;
   };
   const dim = num('dim');
   const heads = num('heads', 8);
+  const dimHead = num('dim_head', 64);
   return {
     numTokens: num('num_tokens'),
     maxSeqLen: num('max_seq_len'),
     dim,
     depth: num('depth'),
     heads,
-    dimHead: num('dim_head', 64),
-    nbFeatures:
-      (config.nb_features as number | undefined) ??
-      Math.round(num('dim_head', 64) * Math.log(num('dim_head', 64))),
+    dimHead,
+    // performer-pytorch's default: int(dim_head · ln(dim_head))
+    nbFeatures: num('nb_features', Math.floor(dimHead * Math.log(dimHead))),
     ffMult: num('ff_mult', 4),
-    causal: Boolean(config.causal ?? false),
-    rotary: Boolean(config.rotary_position_emb ?? true),
+    causal: bool('causal', false),
+    rotary: bool('rotary_position_emb', true),
     absolutePositions: true,
-    tieEmbed: Boolean(config.tie_embed ?? false),
-    qkvBias: Boolean(config.qkv_bias ?? false),
-    attnOutBias: Boolean(config.attn_out_bias ?? true),
+    tieEmbed: bool('tie_embed', false),
+    qkvBias: bool('qkv_bias', false),
+    attnOutBias: bool('attn_out_bias', true),
     featureEps: 1e-4,
     stabilizer: 'performer-pytorch', // its key stabilizer: the max over the whole sequence
     denominatorEps: 1e-6, // causal_linear_attention's eps on the key prefix sums
@@ -108,6 +133,11 @@ export function loadPerformerPytorch(
       throw new RangeError(
         `${fn}: the checkpoint has no tensor '${name}' (expected shape [${shape.join(', ')}])`,
       );
+    if (!FLOAT_DTYPES.includes(t.dtype)) {
+      throw new TypeError(
+        `${fn}: tensor '${name}' has dtype ${t.dtype}; weights must be floating point (${FLOAT_DTYPES.join(', ')})`,
+      );
+    }
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       throw new RangeError(
         `${fn}: tensor '${name}' has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`,

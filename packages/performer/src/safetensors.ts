@@ -46,76 +46,173 @@ function halfToFloat(h: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
+/** The reference implementation's limit on the JSON header (100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/** One header entry, checked. */
+interface Entry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
 /**
- * Parses a safetensors file. Throws with the reason for a truncated file, a bad header, an unknown
- * dtype, or a tensor whose shape and byte range disagree.
+ * Parses a safetensors file, validating all of it before decoding anything (so a corrupted file
+ * costs no allocation beyond its own size), as the format requires: an 8-byte little-endian
+ * header length within the file (and at most MAX_HEADER_BYTES); a header of valid UTF-8 that is
+ * one JSON object (trailing spaces allowed); every entry { dtype, shape, data_offsets } with a
+ * supported dtype, a shape of non-negative integers and offsets [begin, end] whose size is
+ * dtype × shape; `__metadata__`, if present, an object of strings; and the tensors' byte ranges,
+ * in offset order, contiguous from 0 with no gap or overlap, covering the data section exactly.
+ * Every error names what is wrong.
  */
 export function readSafetensors(bytes: Uint8Array): Map<string, SafetensorsTensor> {
   const fn = 'readSafetensors';
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`${fn}: bytes must be a Uint8Array`);
+  const { entries, dataStart } = parseHeader(fn, bytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Map<string, SafetensorsTensor>();
+  for (const e of entries) {
+    const count = e.shape.reduce((a, b) => a * b, 1);
+    out.set(e.name, {
+      dtype: e.dtype,
+      shape: e.shape,
+      data: decode(view, dataStart + e.begin, count, e.dtype),
+    });
+  }
+  return out;
+}
+
+function parseHeader(
+  fn: string,
+  bytes: Uint8Array,
+): { entries: Entry[]; dataStart: number; metadata: Record<string, string> } {
   if (bytes.length < 8) {
     throw new RangeError(
       `${fn}: file is truncated: ${bytes.length} bytes, the header length alone takes 8`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.length - 8) {
+  const declared = view.getBigUint64(0, true);
+  if (declared > BigInt(bytes.length - 8)) {
     throw new RangeError(
-      `${fn}: file is truncated: the header says ${headerLength} bytes of JSON, only ${bytes.length - 8} bytes follow`,
+      `${fn}: file is truncated or corrupted: the header length says ${declared} bytes of JSON, only ${bytes.length - 8} bytes follow`,
     );
   }
-  let header: Record<string, unknown>;
+  const headerLength = Number(declared);
+  if (headerLength > MAX_HEADER_BYTES) {
+    throw new RangeError(
+      `${fn}: the header length ${headerLength} exceeds the format's limit of ${MAX_HEADER_BYTES} bytes`,
+    );
+  }
+  if (headerLength < 2) {
+    throw new SyntaxError(`${fn}: bad header: ${headerLength} bytes cannot hold a JSON object`);
+  }
+  let text: string;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+  } catch {
+    throw new SyntaxError(`${fn}: bad header: not valid UTF-8`);
+  }
+  if (!text.startsWith('{')) {
+    throw new SyntaxError(
+      `${fn}: bad header: it must start with '{' (a JSON object), got ${JSON.stringify(text.slice(0, 8))}`,
+    );
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
   } catch (e) {
-    throw new SyntaxError(`${fn}: bad header: not JSON (${(e as Error).message})`);
+    throw new SyntaxError(
+      `${fn}: bad header: not JSON (${(e as Error).message}); is the header length (${headerLength}) right?`,
+    );
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new SyntaxError(`${fn}: bad header: expected a JSON object of tensors`);
   }
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
-  const out = new Map<string, SafetensorsTensor>();
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const dtype = e?.dtype as SafetensorsDtype;
-    if (!(typeof dtype === 'string' && dtype in BYTES)) {
-      throw new SyntaxError(`${fn}: tensor '${name}': unknown dtype ${JSON.stringify(e?.dtype)}`);
+  const entries: Entry[] = [];
+  let metadata: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (
+        typeof entry !== 'object' ||
+        entry === null ||
+        Array.isArray(entry) ||
+        !Object.values(entry).every((x) => typeof x === 'string')
+      ) {
+        throw new SyntaxError(`${fn}: bad header: __metadata__ must map strings to strings`);
+      }
+      metadata = entry as Record<string, string>;
+      continue;
     }
-    const shape = e.shape;
-    const offsets = e.data_offsets;
-    if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && s >= 0)) {
-      throw new SyntaxError(`${fn}: tensor '${name}': bad shape ${JSON.stringify(shape)}`);
-    }
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isInteger(o) && o >= 0) ||
-      offsets[0] > offsets[1]
-    ) {
-      throw new SyntaxError(`${fn}: tensor '${name}': bad data_offsets ${JSON.stringify(offsets)}`);
-    }
-    const [begin, end] = offsets as [number, number];
-    if (end > dataLength) {
-      throw new RangeError(
-        `${fn}: tensor '${name}': data_offsets [${begin}, ${end}] run past the end of the data (${dataLength} bytes): the file is truncated`,
-      );
-    }
-    const count = (shape as number[]).reduce((a, b) => a * b, 1);
-    if (count * BYTES[dtype] !== end - begin) {
-      throw new RangeError(
-        `${fn}: tensor '${name}': shape [${shape.join(', ')}] of ${dtype} needs ${count * BYTES[dtype]} bytes, data_offsets give ${end - begin}`,
-      );
-    }
-    out.set(name, {
-      dtype,
-      shape: shape as number[],
-      data: decode(view, dataStart + begin, count, dtype),
-    });
+    entries.push(checkEntry(fn, name, entry));
   }
-  return out;
+  // byte ranges: sorted by offset they must tile [0, dataLength) exactly
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of sorted) {
+    if (e.begin < at) {
+      const other = sorted.find((o) => o !== e && o.begin < e.end && e.begin < o.end);
+      throw new RangeError(
+        `${fn}: tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap tensor '${other?.name ?? '?'}' (the format allows no overlap)`,
+      );
+    }
+    if (e.begin > at) {
+      throw new RangeError(
+        `${fn}: tensor '${e.name}': data_offsets start at ${e.begin}, leaving bytes ${at}…${e.begin} of the data section unused (the format requires contiguous tensors)`,
+      );
+    }
+    at = e.end;
+  }
+  if (at !== dataLength) {
+    throw new RangeError(
+      at > dataLength
+        ? `${fn}: the tensors need ${at} bytes of data, only ${dataLength} follow the header: the file is truncated`
+        : `${fn}: the data section holds ${dataLength} bytes but the tensors cover ${at}: ${dataLength - at} trailing bytes (the format requires the tensors to cover it exactly)`,
+    );
+  }
+  return { entries, dataStart, metadata };
+}
+
+function checkEntry(fn: string, name: string, entry: unknown): Entry {
+  const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+  if (typeof e !== 'object' || e === null || Array.isArray(e)) {
+    throw new SyntaxError(
+      `${fn}: tensor '${name}': expected { dtype, shape, data_offsets }, got ${JSON.stringify(entry)}`,
+    );
+  }
+  const dtype = e.dtype;
+  if (!(typeof dtype === 'string' && Object.hasOwn(BYTES, dtype))) {
+    throw new SyntaxError(
+      `${fn}: tensor '${name}': unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(BYTES).join(', ')})`,
+    );
+  }
+  const shape = e.shape;
+  if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
+    throw new SyntaxError(`${fn}: tensor '${name}': bad shape ${JSON.stringify(shape)}`);
+  }
+  const offsets = e.data_offsets;
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+    offsets[0] > offsets[1]
+  ) {
+    throw new SyntaxError(`${fn}: tensor '${name}': bad data_offsets ${JSON.stringify(offsets)}`);
+  }
+  const [begin, end] = offsets as [number, number];
+  const count = (shape as number[]).reduce((a, b) => a * b, 1);
+  const size = count * BYTES[dtype as SafetensorsDtype];
+  if (!Number.isSafeInteger(size) || size !== end - begin) {
+    throw new RangeError(
+      `${fn}: tensor '${name}': shape [${shape.join(', ')}] of ${dtype} needs ${size} bytes, data_offsets [${begin}, ${end}] give ${end - begin}`,
+    );
+  }
+  return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end };
 }
 
 function decode(view: DataView, at: number, count: number, dtype: SafetensorsDtype) {
@@ -211,13 +308,9 @@ export function writeSafetensors(
   return out;
 }
 
-/** The `__metadata__` strings of a safetensors file ({} when it has none). */
+/** The `__metadata__` strings of a safetensors file ({} when it has none), the file validated whole. */
 export function readSafetensorsMetadata(bytes: Uint8Array): Record<string, string> {
-  readSafetensors(bytes); // validates the whole file (clear errors for truncation or a bad header)
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as {
-    __metadata__?: Record<string, string>;
-  };
-  return header.__metadata__ ?? {};
+  const fn = 'readSafetensorsMetadata';
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`${fn}: bytes must be a Uint8Array`);
+  return parseHeader(fn, bytes).metadata;
 }
