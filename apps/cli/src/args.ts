@@ -39,41 +39,74 @@ Usage: pnpm demo [options]
 
 Options:
   --lengths <list|range>  lengths: a list "256,1024,4096" or a doubling range "256..4096"
-                          (default 256..4096)
-  --heads <n>             attention heads (default 8)
-  --head-dim <n>          dimension per head d (default 64)
-  --features <n>          random features m (default 256)
+                          (default 256..4096; each at most 16384, at most 16 lengths)
+  --heads <n>             attention heads (default 8, at most 64)
+  --head-dim <n>          dimension per head d (default 64, at most 1024)
+  --features <n>          random features m (default 256, at most 8192)
   --causal                causal (unidirectional) attention (default bidirectional)
   --backend <name>        wasm or cpu (default wasm)
-  --seed <n>              seed of the inputs and of the random features (default 0)
-  --batch <n>             batch size (default 1)
-  --runs <n>              timed runs per measurement, the median is shown (default 3)
-  --scale <x>             standard deviation of the entries of q and k (default 0.35)
+  --seed <n>              integer seed of the inputs and of the random features (default 0)
+  --batch <n>             batch size (default 1, at most 64)
+  --runs <n>              timed runs per measurement, the median is shown (default 3, at most 100)
+  --scale <x>             standard deviation of the entries of q and k (default 0.35, at most 1000)
   -h, --help              this help
+
+Together, batch × heads × the longest length × max(head-dim, features) may not exceed 2^27
+(512 MiB of float32 per tensor).
 `;
 
-function positiveInt(flag: string, value: string | undefined): number {
-  const n = Number(value);
-  if (value === undefined || !Number.isInteger(n) || n < 1) {
-    throw new Error(
-      `${flag} needs a positive integer, got ${value === undefined ? 'nothing' : JSON.stringify(value)}`,
-    );
+/**
+ * The largest value each flag accepts. The exact attention the demo times is O(L²) per head, and
+ * every tensor must fit a 32-bit index, so the bounds keep one run within minutes and memory.
+ */
+export const LIMITS = {
+  '--lengths': 16384,
+  '--heads': 64,
+  '--head-dim': 1024,
+  '--features': 8192,
+  '--batch': 64,
+  '--runs': 100,
+  '--scale': 1000,
+} as const;
+
+/** Most lengths one run measures. */
+export const MAX_LENGTHS = 16;
+
+/** Most float32 values in one input tensor or feature tensor (512 MiB). */
+export const MAX_TENSOR_VALUES = 2 ** 27;
+
+function quoted(value: string | undefined): string {
+  return value === undefined ? 'nothing' : JSON.stringify(value);
+}
+
+/** A decimal integer in [1, LIMITS[flag]]; anything else (1e12, 0x10, 2**60, '') is an error. */
+function positiveInt(flag: keyof typeof LIMITS, value: string | undefined): number {
+  const max = LIMITS[flag];
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) < 1) {
+    throw new Error(`${flag} needs a positive integer (at most ${max}), got ${quoted(value)}`);
   }
+  const n = Number(value);
+  if (n > max) throw new Error(`${flag} must be at most ${max}, got ${value}`);
   return n;
 }
 
 export function parseLengths(text: string | undefined): number[] {
   if (text === undefined) throw new Error('--lengths needs a value, e.g. 256..4096 or 512,2048');
   const range = /^(\d+)\.\.(\d+)$/.exec(text);
+  let out: number[];
   if (range) {
     const lo = positiveInt('--lengths', range[1]);
     const hi = positiveInt('--lengths', range[2]);
     if (hi < lo) throw new Error(`--lengths range must go up, got ${text}`);
-    const out: number[] = [];
+    out = [];
     for (let L = lo; L <= hi; L *= 2) out.push(L);
-    return out;
+  } else {
+    out = text.split(',').map((s) => positiveInt('--lengths', s.trim()));
   }
-  return text.split(',').map((s) => positiveInt('--lengths', s.trim()));
+  if (out.length > MAX_LENGTHS) {
+    throw new Error(`--lengths may list at most ${MAX_LENGTHS} lengths, got ${out.length}`);
+  }
+  return out;
 }
 
 export function parseArgs(argv: readonly string[]): DemoOptions {
@@ -111,10 +144,13 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
         break;
       }
       case '--seed': {
-        const s = Number(next());
-        if (!Number.isSafeInteger(s))
-          throw new Error(`--seed needs an integer, got ${JSON.stringify(argv[i])}`);
-        o.seed = s;
+        const text = next();
+        if (text === undefined || !/^-?\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+          throw new Error(
+            `--seed needs an integer between ${Number.MIN_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}, got ${quoted(text)}`,
+          );
+        }
+        o.seed = Number(text);
         break;
       }
       case '--batch':
@@ -124,15 +160,30 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
         o.runs = positiveInt(flag, next());
         break;
       case '--scale': {
-        const x = Number(next());
-        if (!(Number.isFinite(x) && x > 0))
-          throw new Error(`--scale needs a positive number, got ${JSON.stringify(argv[i])}`);
+        const text = next();
+        const x = Number(text);
+        const max = LIMITS['--scale'];
+        if (text === undefined || text.trim() === '' || !(Number.isFinite(x) && x > 0)) {
+          throw new Error(`--scale needs a positive number (at most ${max}), got ${quoted(text)}`);
+        }
+        if (x > max) {
+          throw new Error(
+            `--scale must be at most ${max} (beyond it q·k leaves float32's range), got ${text}`,
+          );
+        }
         o.scale = x;
         break;
       }
       default:
         throw new Error(`unknown option ${JSON.stringify(flag)} (see --help)`);
     }
+  }
+  const longest = Math.max(...o.lengths);
+  const values = o.batch * o.heads * longest * Math.max(o.headDim, o.features);
+  if (values > MAX_TENSOR_VALUES) {
+    throw new Error(
+      `--batch × --heads × the longest length × max(--head-dim, --features) = ${o.batch} × ${o.heads} × ${longest} × ${Math.max(o.headDim, o.features)} = ${values} float32 values per tensor, more than the ${MAX_TENSOR_VALUES} (512 MiB) a run may use`,
+    );
   }
   return o;
 }

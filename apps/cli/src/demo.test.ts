@@ -42,15 +42,53 @@ describe('demo CLI arguments', () => {
     expect(parseArgs(['-h']).help).toBe(true);
   });
   it('rejects bad input with a message that names the flag', () => {
-    expect(() => parseArgs(['--heads', '0'])).toThrow('--heads needs a positive integer, got "0"');
+    expect(() => parseArgs(['--heads', '0'])).toThrow(
+      '--heads needs a positive integer (at most 64), got "0"',
+    );
     expect(() => parseArgs(['--lengths', '512..256'])).toThrow(
       '--lengths range must go up, got 512..256',
     );
     expect(() => parseArgs(['--backend', 'webgpu'])).toThrow(
       '--backend must be wasm or cpu, got "webgpu"',
     );
-    expect(() => parseArgs(['--scale', '-1'])).toThrow('--scale needs a positive number, got "-1"');
+    expect(() => parseArgs(['--scale', '-1'])).toThrow(
+      '--scale needs a positive number (at most 1000), got "-1"',
+    );
     expect(() => parseArgs(['--frobnicate'])).toThrow('unknown option "--frobnicate" (see --help)');
+  });
+  // regression: huge or malformed values ended in a RangeError stack trace, a NaN table, seed 0
+  // or exact attention at L = 65536; every flag now says its bound
+  it.each([
+    [['--lengths', '99999999999'], '--lengths must be at most 16384, got 99999999999'],
+    [['--lengths', '2**60'], '--lengths needs a positive integer (at most 16384), got "2**60"'],
+    [
+      ['--lengths', '1..99999999999999999999'],
+      '--lengths must be at most 16384, got 99999999999999999999',
+    ],
+    [
+      ['--lengths', Array.from({ length: 17 }, (_, i) => i + 1).join(',')],
+      '--lengths may list at most 16 lengths, got 17',
+    ],
+    [['--heads', '1e12'], '--heads needs a positive integer (at most 64), got "1e12"'],
+    [['--heads', '65'], '--heads must be at most 64, got 65'],
+    [['--features', '0x10'], '--features needs a positive integer (at most 8192), got "0x10"'],
+    [
+      ['--scale', '1e30'],
+      "--scale must be at most 1000 (beyond it q·k leaves float32's range), got 1e30",
+    ],
+    [['--scale', ''], '--scale needs a positive number (at most 1000), got ""'],
+    [['--seed', ''], '--seed needs an integer between'],
+    [['--seed', '1.5'], '--seed needs an integer between'],
+    [
+      ['--seed'],
+      '--seed needs an integer between -9007199254740991 and 9007199254740991, got nothing',
+    ],
+    [
+      ['--batch', '64', '--heads', '64', '--lengths', '16384'],
+      '--batch × --heads × the longest length × max(--head-dim, --features) = 64 × 64 × 16384 × 256',
+    ],
+  ])('bounds every flag: %j', (argv, message) => {
+    expect(() => parseArgs(argv)).toThrow(message);
   });
 });
 

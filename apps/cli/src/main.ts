@@ -33,13 +33,23 @@ async function main(): Promise<number> {
   });
   if (tty) process.stderr.write('\n');
   process.stdout.write(`${formatTable(opts, rows)}\n`);
+  const bad = rows.filter((r) => ![r.relativeError, r.baselineError].every(Number.isFinite));
+  if (bad.length > 0) {
+    process.stderr.write(
+      `ka-demo: non-finite errors at L = ${bad.map((r) => r.length).join(', ')}; please report this with the command line\n`,
+    );
+    return 1;
+  }
   return 0;
 }
 
 main().then(
   (code) => process.exit(code),
   (e) => {
-    process.stderr.write(`ka-demo: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // a message, not a stack trace (KA_DEBUG=1 prints the stack)
+    const detail =
+      e instanceof Error ? (process.env.KA_DEBUG ? (e.stack ?? e.message) : e.message) : String(e);
+    process.stderr.write(`ka-demo: ${detail}\n`);
     process.exit(1);
   },
 );
