@@ -26,8 +26,8 @@ import {
   defaultToeplitzMethod,
   FFT_BACKENDS,
   type ToeplitzMethod,
+  toeplitzBlock,
   toeplitzMatmul,
-  toeplitzMatrix,
 } from './toeplitz.js';
 import { validateMask, validateQkv } from './validate.js';
 
@@ -139,7 +139,7 @@ export function rpeFavorAttention(
         const [fq, side] = callFeatures(fn, phi, qb, kb, keep, causal); // [G, L, m']
         const job = { fq, side, v: vb, keep, bias: takeB(g0, size), causal, dv };
         const use = method ?? defaultToeplitzMethod(L);
-        return use === 'fft' && fftIsAccurate(job) ? fftAttend(job) : denseAttend(job);
+        return use === 'fft' ? fftAttend(job) : denseAttend(job);
       },
     );
   });
@@ -171,62 +171,51 @@ function keyStabilizers(job: RpeJob): tf.Tensor | null {
  * and any bias spread): with M_i the largest bias over the offsets query i sees,
  *   W_ij = e^{b_{j−i} − M_i}·(e^{ℓ_j − s_i}·φ(q_i)·base_j + floor·Σ_f φ(q_i)_f)   (visible j),
  *   out_i = Σ_j W_ij v_j / Σ_j W_ij.
- * O(L²(m' + dv)) per group; the default on the GPU backends and for short sequences.
+ * O(L²(m' + dv)) per group; the default on the GPU backends and for short sequences. `rows`
+ * limits it to queries 0 … rows − 1 (causal: they see keys before `rows` only).
  */
-function denseAttend(job: RpeJob): tf.Tensor {
-  const { fq, side, v, keep, bias, causal, dv } = job;
-  const [G, L] = fq.shape as [number, number, number];
-  let allowed: tf.Tensor = causal ? tf.reshape(causalKeep(L, L, 0), [1, L, L]) : tf.ones([1, L, L]);
-  if (keep !== null) allowed = tf.mul(allowed, tf.reshape(keep, [G, 1, L]));
-  const allowedB = tf.cast(tf.broadcastTo(allowed, [G, L, L]), 'bool');
-  const logC = toeplitzMatrix(bias as tf.Tensor2D, L); // [G, L, L]: b_{j−i}
-  const rowMax = tf.max(tf.where(allowedB, logC, tf.fill([G, L, L], NO_KEY_YET)), -1, true);
+function denseAttend(job: RpeJob, rows?: number): tf.Tensor {
+  const { side, keep, bias, causal, dv } = job;
+  const [G, L] = job.fq.shape as [number, number, number];
+  const R = rows ?? L; // queries
+  const K = causal ? R : L; // keys they can see
+  const cut = (x: tf.Tensor, n: number) =>
+    n === x.shape[1] ? x : tf.slice(x, [0, 0, 0], [-1, n, -1]);
+  const fq = cut(job.fq, R);
+  const base = cut(side.base, K);
+  const kLog = side.logScale === null ? null : cut(side.logScale, K);
+  const kept = keep === null ? null : cut(keep, K);
+  let allowed: tf.Tensor = causal ? tf.reshape(causalKeep(R, K, 0), [1, R, K]) : tf.ones([1, R, K]);
+  if (kept !== null) allowed = tf.mul(allowed, tf.reshape(kept, [G, 1, K]));
+  const allowedB = tf.cast(tf.broadcastTo(allowed, [G, R, K]), 'bool');
+  // b_{j−i} (at index j − i + L − 1) for i < R, j < K: offsets −(R − 1) … K − 1
+  const window = tf.slice(bias, [0, L - R], [-1, R + K - 1]) as tf.Tensor2D;
+  const logC = toeplitzBlock(window, R, K); // [G, R, K]
+  const rowMax = tf.max(tf.where(allowedB, logC, tf.fill([G, R, K], NO_KEY_YET)), -1, true);
   const c = tf.mul(tf.exp(tf.minimum(tf.sub(logC, rowMax), 0)), allowed);
-  let w = groupMatMul(fq, transposeLast(side.base)); // [G, L, L]
-  const s = keyStabilizers(job);
-  if (s !== null) {
-    w = tf.mul(w, tf.exp(tf.minimum(tf.sub(transposeLast(side.logScale!), s), 0)));
+  let w = groupMatMul(fq, transposeLast(base)); // [G, R, K]
+  if (kLog !== null) {
+    const s = causal ? cut(keyStabilizers(job)!, R) : tf.max(kLog, 1, true);
+    w = tf.mul(w, tf.exp(tf.minimum(tf.sub(transposeLast(kLog), s), 0)));
   }
   if (side.floor !== 0) w = tf.add(w, tf.mul(tf.sum(fq, -1, true), side.floor));
-  const vOnes = tf.concat([v, keep ?? tf.ones([G, L, 1])], 2);
+  const vOnes = tf.concat([cut(job.v, K), kept ?? tf.ones([G, K, 1])], 2);
   const numDen = groupMatMul(tf.mul(w, c), vOnes);
   const cols = rangeTaker(numDen, 2);
   return safeDivide(cols(0, dv), cols(dv, 1));
 }
 
 /**
- * Largest log-range (bias spread + key log-scale spread, per group) at which the FFT path keeps
- * float32 accuracy: the Float64 FFT's error is ~1e-16 of a product's largest entry, and the
- * smallest rows sit up to e^range below it.
- */
-export const FFT_SAFE_RANGE = 25;
-
-/**
- * Whether the FFT's products can resolve every row: the spread of the allowed biases plus the
- * spread of the unpadded keys' log-scales within FFT_SAFE_RANGE (read on the CPU side, where the
- * FFT runs anyway). Beyond it, the dense form takes the call.
- */
-function fftIsAccurate(job: RpeJob): boolean {
-  const { bias, causal, side, keep } = job;
-  const L = job.fq.shape[1]!;
-  const allowed = causal ? tf.slice(bias, [0, 0], [-1, L]) : bias;
-  let spread: tf.Tensor = tf.sub(tf.max(allowed, 1), tf.min(allowed, 1)); // [G]
-  if (side.logScale !== null) {
-    const ell = side.logScale; // padded keys at NO_KEY_YET
-    const low =
-      keep === null ? ell : tf.where(tf.cast(keep, 'bool'), ell, tf.fill(ell.shape, -NO_KEY_YET));
-    spread = tf.add(spread, tf.relu(tf.sub(tf.max(ell, [1, 2]), tf.min(low, [1, 2]))));
-  }
-  return tf.max(spread).dataSync()[0]! <= FFT_SAFE_RANGE;
-}
-
-/**
  * φ(Q)·(C·(φ(K) ⊗ [V, 1])) by FFT over blocks of features, in O(L log L) per column, with
  * c = e^{b − max b} (per head) and keys at one reference R = max ℓ (per group):
  *   out_i = (A_i + floor·Σ_f φ(q_i)_f·e^{s_i − R}·B_i) / (the same for the denominator column),
- *   A = Σ_f φ(q)_f ⊙ C·(e^{ℓ − R} base_f ⊗ v'),  B = C·v',
- * the dense form's numbers up to the FFT's rounding — which is not causal: later positions move
- * earlier outputs at the 1e-16 level. Rows that see no key are exactly 0.
+ *   A = Σ_f φ(q)_f ⊙ C·(e^{ℓ − R} base_f ⊗ v'),  B = C·v'.
+ * The Float64 FFT's error is absolute — about 1e-16 of each column's norm — so a row whose terms
+ * are all far below its columns' largest (an early causal query whose few keys sit far below later
+ * ones, a large bias spread) would come out as noise. Each row's denominator is compared with that
+ * error bound, and the rows up to the last imprecise one are recomputed by the dense form (causal:
+ * over the keys they see only, O(r²) for r such rows). Rows that see no key are exactly 0. The
+ * FFT's rounding is not causal: later positions move earlier outputs at the 1e-16 level.
  */
 function fftAttend(job: RpeJob): tf.Tensor {
   const { fq, side, v, keep, bias, causal, dv } = job;
@@ -263,19 +252,38 @@ function fftAttend(job: RpeJob): tf.Tensor {
     acc = next;
   }
   let numDen = acc!;
+  // the FFT's absolute error per entry is ~ε·log₂P·‖c‖₂ of the largest column it is packed with
+  // (two real columns per complex transform): bound it by the largest column norm of the group
+  const vMax = tf.add(tf.max(tf.abs(v), [1, 2], true), 1); // [G, 1, 1]
+  const eps = 1e-15 * Math.log2(2 * L) * Math.sqrt(2 * L);
+  const column = tf.max(tf.sqrt(tf.sum(tf.square(kf), 1, true)), 2, true); // [G, 1, 1]
+  let noise = tf.mul(tf.sum(tf.abs(fq), -1, true), tf.mul(tf.mul(column, vMax), eps)); // [G, L, 1]
   if (side.floor !== 0) {
     let f = tf.mul(tf.sum(fq, -1, true), side.floor);
     if (floorScale !== null) f = tf.mul(f, floorScale);
     numDen = tf.add(numDen, tf.mul(f, toeplitzMatmul(c, vOnes, { method: 'fft' })));
+    const vNorm = tf.sqrt(tf.sum(tf.square(vOnes), [1, 2], true)); // [G, 1, 1]
+    noise = tf.add(noise, tf.mul(tf.abs(f), tf.mul(vNorm, eps)));
   }
   // FFT rounding is not zero where no key is visible: those rows are 0 exactly
   const kept = keep ?? tf.ones([G, L, 1]);
-  const seen = causal ? prefixScan(kept, 'sum') : tf.sum(kept, 1, true);
+  const seen = tf.greaterEqual(causal ? prefixScan(kept, 'sum') : tf.sum(kept, 1, true), 0.5);
   const cols = rangeTaker(numDen, 2);
-  return tf.mul(
-    safeDivide(cols(0, dv), cols(dv, 1)),
-    tf.cast(tf.greaterEqual(seen, 0.5), 'float32'),
+  const den = cols(dv, 1);
+  // imprecise: a row that sees a key and whose denominator is within 1e6 of the error bound
+  const imprecise = tf.logicalAnd(
+    tf.broadcastTo(seen, den.shape),
+    tf.less(tf.mul(den, 1e-6), noise),
   );
+  const flags = tf.any(imprecise, 0).dataSync(); // [L, 1]: any group
+  let rows = 0;
+  for (let i = L - 1; i >= 0 && rows === 0; i--) if (flags[i]) rows = i + 1;
+  const out = tf.mul(safeDivide(cols(0, dv), den), tf.cast(seen, 'float32'));
+  if (rows === 0) return out;
+  const exact = denseAttend(job, rows);
+  return rows === L
+    ? exact
+    : tf.concat([exact, tf.slice(out, [0, rows, 0], [-1, L - rows, -1])], 1);
 }
 
 /** c = exp(b − max b) per row (the constant cancels); causal: c_r = 0 for r > 0 (future keys). */

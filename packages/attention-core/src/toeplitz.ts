@@ -100,19 +100,28 @@ function reverseLast(c: tf.Tensor2D): tf.Tensor2D {
 
 /** The dense Toeplitz matrices C [N, L, L], C_ij = c[j − i + L − 1], from shifted copies of c. */
 export function toeplitzMatrix(c: tf.Tensor2D, L: number): tf.Tensor3D {
+  return toeplitzBlock(c, L, L);
+}
+
+/**
+ * Rectangular Toeplitz blocks [N, R, K] with entry (i, j) = c[j − i + R − 1] for c [N, R + K − 1]
+ * (differentiable: tiles, reshapes and slices only — no gather, which tfjs-wasm cannot
+ * differentiate).
+ */
+export function toeplitzBlock(c: tf.Tensor2D, R: number, K: number): tf.Tensor3D {
   const [N, W] = c.shape;
-  if (L === 1) return tf.reshape(c, [N, 1, 1]);
+  if (R === 1) return tf.reshape(tf.slice(c, [0, 0], [N, K]), [N, 1, K]);
   return tf.tidy(() => {
-    // L copies of [c, 0] (width W + 1), re-read with row width W: row i starts i entries later in
-    // the copies, so its entry k is c[k − i]; columns L − 1 … 2L − 2 are c[j − i + L − 1]
+    // R copies of [c, 0] (width W + 1), re-read with row width W: row i starts i entries later in
+    // the copies, so its entry k is c[k − i]; columns R − 1 … R + K − 2 are c[j − i + R − 1]
     const row = tf.pad(tf.reshape(c, [N, 1, W]), [
       [0, 0],
       [0, 0],
       [0, 1],
     ]);
-    const tiled = tf.reshape(tf.tile(row, [1, L, 1]), [N, L * (W + 1)]);
-    const skewed = tf.reshape(tf.slice(tiled, [0, 0], [N, L * W]), [N, L, W]);
-    return tf.slice(skewed, [0, 0, L - 1], [N, L, L]) as tf.Tensor3D;
+    const tiled = tf.reshape(tf.tile(row, [1, R, 1]), [N, R * (W + 1)]);
+    const skewed = tf.reshape(tf.slice(tiled, [0, 0], [N, R * W]), [N, R, W]);
+    return tf.slice(skewed, [0, 0, R - 1], [N, R, K]) as tf.Tensor3D;
   });
 }
 

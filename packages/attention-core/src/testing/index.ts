@@ -12,6 +12,7 @@ export {
   runParitySuite,
   TOLERANCES,
 } from './parity-suite.js';
+export { type PropertySuiteOptions, propertyRuns, runPropertySuite } from './property-suite.js';
 export {
   type Array4,
   type CombinerReferenceOptions,

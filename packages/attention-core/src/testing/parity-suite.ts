@@ -19,6 +19,7 @@ import { relationAwareAttention } from '../relation-aware-attention.js';
 import { rpeFavorAttention } from '../rpe-favor-attention.js';
 import { softmaxAttention } from '../softmax-attention.js';
 import { defaultToeplitzMethod, toeplitzMatmul } from '../toeplitz.js';
+import { runPropertySuite } from './property-suite.js';
 import {
   type Array4,
   maxRelativeError,
@@ -54,6 +55,8 @@ export interface ParitySuiteOptions {
   backend: string;
   tolerance?: number;
   knownGaps?: readonly KnownGap[];
+  /** Cases per op of the property suite (default: KA_FUZZ_RUNS, else 200). */
+  propertyRuns?: number;
 }
 
 /**
@@ -160,6 +163,8 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
     it('runs on the requested backend', () => {
       expect(tf.getBackend()).toBe(backend);
     });
+
+    runPropertySuite({ backend, tolerance: tol, runs: opts.propertyRuns });
 
     describe('linearAttention', () => {
       for (const L of [1, 7, 33]) {
