@@ -30,6 +30,7 @@ import {
   naiveRelationAwareAttention,
   naiveSoftmaxAttention,
 } from './reference.js';
+import { runRegressionSuite } from './regression-suite.js';
 
 /** A test that is known to fail on one backend, recorded with its reason (never silently skipped). */
 export interface KnownGap {
@@ -164,6 +165,7 @@ export function runParitySuite(opts: ParitySuiteOptions): void {
       expect(tf.getBackend()).toBe(backend);
     });
 
+    runRegressionSuite({ backend, tolerance: tol });
     runPropertySuite({ backend, tolerance: tol, runs: opts.propertyRuns });
 
     describe('linearAttention', () => {

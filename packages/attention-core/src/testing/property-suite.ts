@@ -546,54 +546,45 @@ export function runPropertySuite(opts: PropertySuiteOptions): void {
           const phi = makeMap(kind, s.d, s.m, c.data);
           try {
             const x = inputs(c);
-            const full = await read(
-              favorAttention(x.q, x.k, x.v, { featureMap: phi, causal: true, mask: x.mask }),
-            );
-            let state = causalState({
-              batch: s.B,
-              heads: s.H,
-              numFeatures: phi.numFeatures,
-              valueDim: s.dv,
-            });
-            const steps: Float32Array[] = [];
-            for (let t = 0; t < s.L; t++) {
-              const at = (z: tf.Tensor) => tf.slice(z, [0, 0, t, 0], [-1, -1, 1, -1]);
-              const mask = x.mask === undefined ? undefined : tf.slice(x.mask, [0, t], [-1, 1]);
-              const r = favorCausalStep(state, at(x.q), at(x.k), at(x.v), {
-                featureMap: phi,
-                mask,
-              });
-              state.dispose();
-              state = r.state;
-              steps.push(await read(r.output));
-            }
-            state.dispose();
-            // reassemble [B, H, L, dv] from the steps
-            const stepped = new Float32Array(full.length);
-            for (let g = 0; g < s.B * s.H; g++)
-              for (let t = 0; t < s.L; t++)
-                for (let u = 0; u < s.dv; u++)
-                  stepped[(g * s.L + t) * s.dv + u] = steps[t]![g * s.dv + u]!;
-            expectClose(stepped, full, eqTol, `favorCausalStep(${kind})`);
-            // linear attention on given (position-local) features
+            // the steps' outputs [B, H, 1, dv] concatenated along positions: one read per case
+            type Step = { output: tf.Tensor; state: ReturnType<typeof causalState> };
+            const run = (
+              width: number,
+              step: (st: ReturnType<typeof causalState>, t: number, mask?: tf.Tensor) => Step,
+            ) => {
+              let st = causalState({ batch: s.B, heads: s.H, numFeatures: width, valueDim: s.dv });
+              const outs: tf.Tensor[] = [];
+              for (let t = 0; t < s.L; t++) {
+                const mask = x.mask === undefined ? undefined : tf.slice(x.mask, [0, t], [-1, 1]);
+                const r = step(st, t, mask);
+                st.dispose();
+                st = r.state;
+                outs.push(r.output);
+              }
+              st.dispose();
+              return tf.concat(outs, 2);
+            };
+            const at = (z: tf.Tensor, t: number) => tf.slice(z, [0, 0, t, 0], [-1, -1, 1, -1]);
             const f = (t: tf.Tensor) => tf.add(tf.abs(t), 0.1);
             const [fq, fk] = [f(x.q), f(x.k)];
-            const lin = await read(linearAttention(fq, fk, x.v, { causal: true, mask: x.mask }));
-            let st = causalState({ batch: s.B, heads: s.H, numFeatures: s.d, valueDim: s.dv });
-            const linSteps = new Float32Array(lin.length);
-            for (let t = 0; t < s.L; t++) {
-              const at = (z: tf.Tensor) => tf.slice(z, [0, 0, t, 0], [-1, -1, 1, -1]);
-              const mask = x.mask === undefined ? undefined : tf.slice(x.mask, [0, t], [-1, 1]);
-              const r = linearCausalStep(st, at(fq), at(fk), at(x.v), { mask });
-              st.dispose();
-              st = r.state;
-              const o = await read(r.output);
-              for (let g = 0; g < s.B * s.H; g++)
-                for (let u = 0; u < s.dv; u++)
-                  linSteps[(g * s.L + t) * s.dv + u] = o[g * s.dv + u]!;
-            }
-            st.dispose();
-            expectClose(linSteps, lin, eqTol, 'linearCausalStep');
+            const [full, stepped, lin, linSteps] = await Promise.all(
+              [
+                favorAttention(x.q, x.k, x.v, { featureMap: phi, causal: true, mask: x.mask }),
+                run(phi.numFeatures, (st, t, mask) =>
+                  favorCausalStep(st, at(x.q, t), at(x.k, t), at(x.v, t), {
+                    featureMap: phi,
+                    mask,
+                  }),
+                ),
+                // linear attention on given (position-local) features
+                linearAttention(fq, fk, x.v, { causal: true, mask: x.mask }),
+                run(s.d, (st, t, mask) =>
+                  linearCausalStep(st, at(fq, t), at(fk, t), at(x.v, t), { mask }),
+                ),
+              ].map(read),
+            );
+            expectClose(stepped!, full!, eqTol, `favorCausalStep(${kind})`);
+            expectClose(linSteps!, lin!, eqTol, 'linearCausalStep');
           } finally {
             phi.dispose();
           }
