@@ -130,10 +130,23 @@ export function gatedAttention(
   if (opts.featureMap !== undefined) assertFeatureMap(fn, opts.featureMap);
   const phi = opts.featureMap;
   const result = tf.tidy(() => {
-    const p = tf.clipByValue(opts.gates, 0, 1);
+    // NaN gates reach the outputs through withNanGates; inside, they count as closed, so that a
+    // NaN cannot spread to outputs that do not see its key (0·NaN in a causal chunk's product)
+    const p = tf.where(
+      tf.isNaN(opts.gates),
+      tf.zerosLike(opts.gates),
+      tf.clipByValue(opts.gates, 0, 1),
+    );
     const keep = opts.mask === undefined ? null : tf.cast(tf.notEqual(opts.mask, 0), 'float32'); // [B, Lk]
+    // the penalty sees NaN gates of unpadded keys as NaN
+    const pen = tf.where(tf.isNaN(opts.gates), opts.gates, p);
     const penalty =
-      keep === null ? tf.mean(p) : tf.div(tf.sum(tf.mul(p, keep)), tf.maximum(tf.sum(keep), 1));
+      keep === null
+        ? tf.mean(pen)
+        : tf.div(
+            tf.sum(tf.where(tf.cast(keep, 'bool'), pen, tf.zerosLike(pen))),
+            tf.maximum(tf.sum(keep), 1),
+          );
     let output: tf.Tensor4D;
     if (opts.mode === 'hard') {
       // p > 1/2, as 1 − [1/2 ≥ p]: GreaterEqual is the comparison tfjs differentiates (to zero)

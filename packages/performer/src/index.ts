@@ -23,6 +23,7 @@ export { MODEL_TYPES, type ModelType } from './models/registry.js';
 export { SoftmaxTransformer } from './models/softmax-transformer/softmax-transformer.js';
 export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';
 export {
+  MAX_HEADER_BYTES,
   readSafetensors,
   readSafetensorsMetadata,
   type SafetensorsDtype,
