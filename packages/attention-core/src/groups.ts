@@ -214,8 +214,12 @@ export function mapGroupBlocks(
   return tf.reshape(outs.length === 1 ? outs[0]! : tf.concat(outs, 0), [B, H, Lq, dv]);
 }
 
-/** "Minus infinity" for a running max of log-scales that stays finite in exp(a − b). */
-export const NO_KEY_YET = -3e38;
+/**
+ * "Minus infinity" for a running max of log-scales that stays finite in exp(a − b) (and
+ * NO_KEY_YET − NO_KEY_YET = 0). −1e19, not −3e38: tfjs-webgl's max reduction starts from −1e20,
+ * so a row of −3e38 would come back as −1e20.
+ */
+export const NO_KEY_YET = -1e19;
 
 /**
  * The least floor attention gives stabilized key features (maps with keyParts, whose largest

@@ -1,7 +1,7 @@
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 
 /** "Minus infinity" for the running maximum that stays finite in exp(a − b) (as core's NO_KEY_YET). */
-const NO_KEY_YET = '-3e38';
+const NO_KEY_YET = '-1e19';
 
 /** Threads per workgroup; each owns feature rows t, t + T, t + 2T, … of the prefix state. */
 const THREADS = 64;
