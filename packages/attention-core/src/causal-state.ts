@@ -9,7 +9,7 @@ import {
 } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFeatureMap } from './favor-attention.js';
-import { keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
+import { expBelow, keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
 import { assertAllocatable, validateNonNegative, validateQkv } from './validate.js';
 
 /**
@@ -232,9 +232,9 @@ function step(
       tf.fill([B, H, 1, 1], NO_KEY_YET),
     );
     const ref = tf.maximum(state.ref, ell);
-    const kScaled = tf.mul(parts.base, tf.mul(tf.exp(tf.sub(ell, ref)), keep)); // [B, H, 1, m]
+    const kScaled = tf.mul(parts.base, tf.mul(expBelow(ell, ref), keep)); // [B, H, 1, m]
     const kv = tf.add(
-      tf.mul(state.kv, tf.exp(tf.sub(state.ref, ref))),
+      tf.mul(state.kv, expBelow(state.ref, ref)),
       tf.matMul(tf.transpose(kScaled, [0, 1, 3, 2]), v1),
     );
     const vSum = tf.add(state.vSum, tf.mul(v1, keep));

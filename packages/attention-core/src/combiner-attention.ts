@@ -1,6 +1,6 @@
 import { assertOptions, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import { mapGroupBlocks, rangeTaker, safeDivide } from './groups.js';
+import { expBelow, mapGroupBlocks, rangeTaker, safeDivide } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
 
 export type CombinerVariant = 'fixed' | 'axial' | 'logsparse' | 'mixture';
@@ -155,7 +155,7 @@ function jointSoftmax(blocks: { scores: tf.Tensor; allowed: tf.Tensor }[]): tf.T
   });
   let max = tf.max(masked[0]!.s, -1, true);
   for (const b of masked.slice(1)) max = tf.maximum(max, tf.max(b.s, -1, true));
-  const exps = masked.map(({ ok, s }) => tf.mul(tf.exp(tf.sub(s, max)), tf.cast(ok, 'float32')));
+  const exps = masked.map(({ ok, s }) => tf.mul(expBelow(s, max), tf.cast(ok, 'float32')));
   let z = tf.sum(exps[0]!, -1, true);
   for (const e of exps.slice(1)) z = tf.add(z, tf.sum(e, -1, true));
   return exps.map((e) => safeDivide(e, z));

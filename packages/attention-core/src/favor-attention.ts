@@ -7,6 +7,7 @@ import {
 } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  expBelow,
   groupMatMul,
   groupsPerBlock,
   keyFloor,
@@ -259,7 +260,7 @@ export function keySide(
 /** Bidirectional keys: the per-key factor e^{ℓ_j − s} (s = max over unpadded keys), times keep. */
 function bidirectionalKeyScale(side: KeySide, keep: tf.Tensor | null): tf.Tensor | null {
   if (side.logScale === null) return keep;
-  const scale = tf.exp(tf.sub(side.logScale, tf.max(side.logScale, [1, 2], true)));
+  const scale = expBelow(side.logScale, tf.max(side.logScale, [1, 2], true));
   return keep === null ? scale : tf.mul(scale, keep);
 }
 
@@ -543,11 +544,11 @@ function blockedBidirectional(
       const ell = side.logScale ?? tf.zeros([G, size, 1]);
       const vc = takeV(start, size); // [G, C, w]
       const r = tf.maximum(ref, tf.max(ell, [1, 2], true));
-      let scale = tf.exp(tf.sub(ell, r)); // [G, C, 1]
+      let scale = expBelow(ell, r); // [G, C, 1]
       if (keepC !== null) scale = tf.mul(scale, keepC);
       const term = groupMatMul(transposeLast(tf.mul(vc, scale)), side.base); // [G, w, m]
       return {
-        kvT: kvT === null ? term : tf.add(tf.mul(kvT, tf.exp(tf.sub(ref, r))), term),
+        kvT: kvT === null ? term : tf.add(tf.mul(kvT, expBelow(ref, r)), term),
         ref: r,
         vSum: tf.add(vSum, tf.sum(vc, 1, true)),
         floor: side.floor,

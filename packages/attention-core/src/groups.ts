@@ -222,6 +222,16 @@ export function mapGroupBlocks(
 export const NO_KEY_YET = -1e19;
 
 /**
+ * e^{a − b} for a ≤ b (a stabilized exponent), computed as e^{min(a − b, 0)}. The clamp changes no
+ * value, but keeps lanes that hold no value finite: tfjs-webgl's packed textures pad odd
+ * dimensions, the padding of a − b can be +1e19 (0 − NO_KEY_YET), and e^{+∞}·0 = NaN there would
+ * reach a later packed matmul through its inner dimension.
+ */
+export function expBelow(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return tf.exp(tf.minimum(tf.sub(a, b), 0));
+}
+
+/**
  * The least floor attention gives stabilized key features (maps with keyParts, whose largest
  * feature over the keys a query sees is the map's ratio, m'^-1/2 ≥ 1e-2 in practice): 1e-30,
  * some 1e-28 of the largest product, so it changes no result above float32 resolution — except
@@ -243,7 +253,7 @@ export function keyFloor(floor: number): number {
 export function maskedSoftmax(scores: tf.Tensor, allowed: tf.Tensor): tf.Tensor {
   const allowedB = tf.cast(tf.broadcastTo(allowed, scores.shape), 'bool');
   const masked = tf.where(allowedB, scores, tf.fill(scores.shape, -3e38));
-  const e = tf.mul(tf.exp(tf.sub(masked, tf.max(masked, -1, true))), tf.cast(allowedB, 'float32'));
+  const e = tf.mul(expBelow(masked, tf.max(masked, -1, true)), tf.cast(allowedB, 'float32'));
   return tf.div(e, tf.maximum(tf.sum(e, -1, true), 1e-30));
 }
 

@@ -2,6 +2,7 @@ import { assertOptions } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   causalKeep,
+  expBelow,
   groupMatMul,
   groupsPerBlock,
   mapGroupBlocks,
@@ -378,13 +379,13 @@ function compositeCausalNumDen(
         );
         const rowMax = tf.max(seen, -1, true); // [(G,) C, 1]
         const s = tf.maximum(rowMax, tf.broadcastTo(ref!, rowMax.shape)); // (tfjs's Maximum gradient does not broadcast)
-        scores = tf.mul(scores, tf.mul(tf.exp(tf.minimum(tf.sub(lRow, s), 0)), mask));
-        carried = tf.mul(carried, tf.exp(tf.sub(ref!, s)));
+        scores = tf.mul(scores, tf.mul(expBelow(lRow, s), mask));
+        carried = tf.mul(carried, expBelow(ref!, s));
         if (!last) {
           newRef = single
             ? tf.slice(s, [size - 1, 0], [1, 1])
             : tf.slice(s, [0, size - 1, 0], [G, 1, 1]);
-          vc = tf.mul(vcOut, tf.exp(tf.sub(lc, newRef))); // e^{ℓ_j − r_new} ≤ 1, for the state only
+          vc = tf.mul(vcOut, expBelow(lc, newRef)); // e^{ℓ_j − r_new} ≤ 1, for the state only
         }
       } else {
         scores = tf.mul(scores, mask);
@@ -396,7 +397,7 @@ function compositeCausalNumDen(
       }
       const o = tf.add(mm(scores, vcOut), carried);
       if (last) return { o, state, ref, vSum } satisfies Carry as unknown as tf.TensorContainer;
-      const decay = ref === null ? null : tf.exp(tf.sub(ref, newRef!));
+      const decay = ref === null ? null : expBelow(ref, newRef!);
       return {
         o,
         state: tf.add(decay === null ? state : tf.mul(state, decay), mm(kcT, vc)),

@@ -13,6 +13,7 @@ import {
 } from './favor-attention.js';
 import {
   causalKeep,
+  expBelow,
   groupMatMul,
   groupsPerBlock,
   mapGroupBlocks,
@@ -192,11 +193,11 @@ function denseAttend(job: RpeJob, rows?: number): tf.Tensor {
   const window = tf.slice(bias, [0, L - R], [-1, R + K - 1]) as tf.Tensor2D;
   const logC = toeplitzBlock(window, R, K); // [G, R, K]
   const rowMax = tf.max(tf.where(allowedB, logC, tf.fill([G, R, K], NO_KEY_YET)), -1, true);
-  const c = tf.mul(tf.exp(tf.minimum(tf.sub(logC, rowMax), 0)), allowed);
+  const c = tf.mul(expBelow(logC, rowMax), allowed);
   let w = groupMatMul(fq, transposeLast(base)); // [G, R, K]
   if (kLog !== null) {
     const s = causal ? cut(keyStabilizers(job)!, R) : tf.max(kLog, 1, true);
-    w = tf.mul(w, tf.exp(tf.minimum(tf.sub(transposeLast(kLog), s), 0)));
+    w = tf.mul(w, expBelow(transposeLast(kLog), s));
   }
   if (side.floor !== 0) w = tf.add(w, tf.mul(tf.sum(fq, -1, true), side.floor));
   const vOnes = tf.concat([cut(job.v, K), kept ?? tf.ones([G, K, 1])], 2);
@@ -227,8 +228,8 @@ function fftAttend(job: RpeJob): tf.Tensor {
   let floorScale: tf.Tensor | null = null;
   if (side.logScale !== null) {
     const R = tf.max(side.logScale, 1, true); // [G, 1, 1]
-    kf = tf.mul(kf, tf.exp(tf.minimum(tf.sub(side.logScale, R), 0)));
-    floorScale = tf.exp(tf.minimum(tf.sub(keyStabilizers(job)!, R), 0)); // [G, L, 1]
+    kf = tf.mul(kf, expBelow(side.logScale, R));
+    floorScale = expBelow(keyStabilizers(job)!, R); // [G, L, 1]
   }
   if (keep !== null) kf = tf.mul(kf, keep);
   const block = Math.max(1, Math.min(m, Math.floor(PASS_BUDGET / (G * L * w))));
@@ -290,7 +291,7 @@ function fftAttend(job: RpeJob): tf.Tensor {
 function relativeCoefficients(bias: tf.Tensor, L: number, causal: boolean): tf.Tensor2D {
   const H = bias.shape[0]!;
   const allowed = causal ? tf.slice(bias, [0, 0], [H, L]) : bias; // r ≤ 0 at indices 0 … L − 1
-  const c = tf.exp(tf.sub(allowed, tf.max(allowed, 1, true)));
+  const c = expBelow(allowed, tf.max(allowed, 1, true));
   return (causal && L > 1 ? tf.concat([c, tf.zeros([H, L - 1])], 1) : c) as tf.Tensor2D;
 }
 

@@ -12,7 +12,12 @@ export {
   runParitySuite,
   TOLERANCES,
 } from './parity-suite.js';
-export { type PropertySuiteOptions, propertyRuns, runPropertySuite } from './property-suite.js';
+export {
+  type PropertySuiteOptions,
+  propertyRuns,
+  REPEATED_BACKEND_RUNS,
+  runPropertySuite,
+} from './property-suite.js';
 export {
   type Array4,
   type CombinerReferenceOptions,
