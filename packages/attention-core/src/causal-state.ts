@@ -9,7 +9,7 @@ import {
 } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFeatureMap } from './favor-attention.js';
-import { expBelow, keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
+import { evenSharedDimension, expBelow, keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
 import { assertAllocatable, validateNonNegative, validateQkv } from './validate.js';
 
 /**
@@ -235,11 +235,16 @@ function step(
     const kScaled = tf.mul(parts.base, tf.mul(expBelow(ell, ref), keep)); // [B, H, 1, m]
     const kv = tf.add(
       tf.mul(state.kv, expBelow(state.ref, ref)),
-      tf.matMul(tf.transpose(kScaled, [0, 1, 3, 2]), v1),
+      tf.matMul(
+        ...(evenSharedDimension(tf.transpose(kScaled, [0, 1, 3, 2]), v1) as [
+          tf.Tensor4D,
+          tf.Tensor4D,
+        ]),
+      ),
     );
     const vSum = tf.add(state.vSum, tf.mul(v1, keep));
     // S = kv + floor·1·vSumᵀ  ⇒  q·S = q·kv + floor·(Σ_f q_f)·vSum
-    let numDen = tf.matMul(qf, kv); // [B, H, 1, w]
+    let numDen = tf.matMul(...(evenSharedDimension(qf, kv) as [tf.Tensor4D, tf.Tensor4D])); // [B, H, 1, w]
     if (parts.floor !== 0)
       numDen = tf.add(numDen, tf.mul(tf.mul(tf.sum(qf, -1, true), parts.floor), vSum));
     const num = tf.slice(numDen, [0, 0, 0, 0], [B, H, 1, w - 1]);

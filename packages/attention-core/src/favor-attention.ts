@@ -163,7 +163,6 @@ export function favorAll(
     groups,
     ({ g0, size, q: qb, k: kb, v: vb, keep }) => {
       const weights = o.keyWeights ? maskForGroups(o.keyWeights, g0, size, H, false) : null;
-      const block = { ...o, keyWeights: weights };
       return withPreparedMap(
         phi,
         qb,
@@ -174,7 +173,7 @@ export function favorAll(
         o.causalFitLength,
         (map, qq, kk, vv, kp) =>
           attendGroups(fn, map, qq, kk, vv, kp, {
-            ...block,
+            ...o,
             // the early (unfitted) part of a causal data-dependent call sees the first positions only
             keyWeights:
               weights === null || kk.shape[1] === weights.shape[1]

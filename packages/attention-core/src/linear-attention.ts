@@ -2,6 +2,7 @@ import { assertOptions } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   causalKeep,
+  evenSharedDimension,
   expBelow,
   groupMatMul,
   groupsPerBlock,
@@ -345,7 +346,10 @@ function compositeCausalNumDen(
   const takeV = rangeTaker(as(vOnes, L, w), axis);
   const takeL = kLog === null ? null : rangeTaker(as(kLog, L, 1), axis);
   const mm = single
-    ? (a: tf.Tensor, b: tf.Tensor) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)
+    ? (a: tf.Tensor, b: tf.Tensor) => {
+        const [x, y] = evenSharedDimension(a, b);
+        return tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D);
+      }
     : groupMatMul;
   const tr = single ? (x: tf.Tensor) => tf.transpose(x) : transposeLast;
   const lead = single ? [] : [G];

@@ -1,5 +1,6 @@
 import type { Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { expBelow } from './exp-below.js';
 import type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { matmul, spectralFunction, symmetricEigen, transpose } from './linalg.js';
 import { ProjectionHolder } from './projection.js';
@@ -351,7 +352,7 @@ class DenseExponentialMap implements FeatureMap {
     return tf.tidy(() => {
       const { a, lead } = this.exponents(`${this.name}.features`, x, role);
       const s = role === 'query' ? tf.max(a, -1, true) : tf.max(a, [1, 2], true);
-      let f = tf.exp(tf.sub(a, s));
+      let f = expBelow(a, s);
       if (this.eps !== 0) f = tf.add(f, this.eps);
       return tf.reshape(tf.mul(f, 1 / Math.sqrt(this.numFeatures)), [...lead, ...a.shape.slice(1)]);
     });
@@ -364,7 +365,7 @@ class DenseExponentialMap implements FeatureMap {
       const ell = tf.max(a, -1, true);
       const L = a.shape[1]!;
       return {
-        base: tf.reshape(tf.mul(tf.exp(tf.sub(a, ell)), 1 / Math.sqrt(this.numFeatures)), [
+        base: tf.reshape(tf.mul(expBelow(a, ell), 1 / Math.sqrt(this.numFeatures)), [
           ...lead,
           L,
           this.numFeatures,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { expBelow } from './exp-below.js';
 import { assertRole } from './exp-features.js';
 import type { FeatureMap, FeatureRole } from './feature-map.js';
 import { type Projection, ProjectionHolder } from './projection.js';
@@ -139,7 +140,7 @@ export function generalized(opts: GeneralizedOptions): FeatureMap & { dispose():
               const rowMax = tf.max(pre, -1, true);
               const lead = x.shape.slice(0, -1);
               return {
-                base: tf.reshape(tf.exp(tf.sub(pre, rowMax)), [...lead, pre.shape[1]!]),
+                base: tf.reshape(expBelow(pre, rowMax), [...lead, pre.shape[1]!]),
                 logScale: tf.reshape(rowMax, [...lead, 1]),
                 floor: kernelEps,
               };
@@ -154,7 +155,7 @@ export function generalized(opts: GeneralizedOptions): FeatureMap & { dispose():
 
 /** exp(t − s) with the stabilizers of positive features (row max for queries, per-group max for keys). */
 function expStabilized(t: tf.Tensor, role: FeatureRole): tf.Tensor {
-  if (role === 'query') return tf.exp(tf.sub(t, tf.max(t, -1, true)));
+  if (role === 'query') return expBelow(t, tf.max(t, -1, true));
   const axes = t.rank >= 2 ? [t.rank - 2, t.rank - 1] : [t.rank - 1];
-  return tf.exp(tf.sub(t, tf.max(t, axes, true)));
+  return expBelow(t, tf.max(t, axes, true));
 }

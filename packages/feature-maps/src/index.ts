@@ -12,6 +12,7 @@ export {
   oprfRho,
   optimizedPositiveSoftmax,
 } from './dense-exponential.js';
+export { expBelow } from './exp-below.js';
 export type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
 export {

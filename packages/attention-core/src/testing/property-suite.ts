@@ -524,6 +524,37 @@ export function runPropertySuite(opts: PropertySuiteOptions): void {
                 `favorAttention(${kind})`,
               );
             }
+            // causal: masking key j = removing position j (query j dropped too; the outputs of
+            // the other queries keep their order)
+            if (c.causal && s.L > 1 && c.mask === 'none' && check(at, 2)) {
+              const j = at % s.L;
+              const keepJ = tf
+                .tensor2d([Array.from({ length: s.L }, (_, t) => (t === j ? 0 : 1))])
+                .tile([s.B, 1]) as tf.Tensor2D;
+              const others = Array.from({ length: s.L }, (_, t) => t).filter((t) => t !== j);
+              const idx = tf.tensor1d(others, 'int32');
+              const [masked, removed] = await Promise.all(
+                [
+                  tf.gather(
+                    favorAttention(x.q, x.k, x.v, { featureMap: phi, causal: true, mask: keepJ }),
+                    idx,
+                    2,
+                  ),
+                  favorAttention(
+                    tf.gather(x.q, idx, 2),
+                    tf.gather(x.k, idx, 2),
+                    tf.gather(x.v, idx, 2),
+                    { featureMap: phi, causal: true },
+                  ),
+                ].map(read),
+              );
+              expectClose(
+                masked!,
+                removed!,
+                eqTol * 10,
+                `favorAttention(${kind}) causal masked key ${j} vs removed`,
+              );
+            }
             // masking key j = removing it (bidirectional; one batch item, unmasked otherwise)
             if (!c.causal && s.L > 1 && c.mask === 'none' && check(at, 2)) {
               const j = at % s.L;
