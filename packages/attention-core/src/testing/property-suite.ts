@@ -54,7 +54,7 @@ export interface PropertySuiteOptions {
  * with the full count (the same backend in Chromium as in Node; WebGPU with its fused kernels):
  * the properties stay checked there, at a cost that keeps the suite within its time budget.
  */
-export const REPEATED_BACKEND_RUNS = 40;
+export const REPEATED_BACKEND_RUNS = 20;
 
 /** Cases per op: `pnpm fuzz` sets KA_FUZZ_RUNS (2,000); CI runs 200. */
 export function propertyRuns(): number {
