@@ -320,11 +320,54 @@ function fusedCausal(
 }
 
 /**
+ * Per-position factors of the chunked causal recurrence, computed once for all positions (a few
+ * ops on [G, L, 1] instead of several per chunk): s_i = max_{j≤i} ℓ_j; with r(c) the running
+ * maximum at the end of chunk c (r(−1) = NO_KEY_YET) and c(i) the chunk of position i,
+ *   gamma_i = e^{r(c(i)−1) − s_i}    (the carried state's weight for query i),
+ *   beta_j  = e^{ℓ_j − r(c(j))}     (key j's weight in the state after its chunk),
+ *   delta_i = e^{r(c(i)−1) − r(c(i))} (the state's decay across chunk c(i); read at its first row).
+ */
+function chunkScales(
+  kLog: tf.Tensor,
+  chunkSize: number,
+): { s: tf.Tensor; gamma: tf.Tensor; beta: tf.Tensor; delta: tf.Tensor } {
+  const [G, L] = kLog.shape as [number, number, number];
+  const s = prefixScan(kLog, 'max');
+  const n = Math.ceil(L / chunkSize);
+  const padded =
+    n * chunkSize === L ? s : tf.concat([s, tf.fill([G, n * chunkSize - L, 1], NO_KEY_YET)], 1);
+  // s is non-decreasing, so a chunk's maximum is its last real entry (padding never wins)
+  const ends = tf.max(tf.reshape(padded, [G, n, chunkSize]), 2, true); // [G, n, 1]
+  const before =
+    n === 1
+      ? tf.fill([G, 1, 1], NO_KEY_YET)
+      : tf.concat([tf.fill([G, 1, 1], NO_KEY_YET), tf.slice(ends, [0, 0, 0], [G, n - 1, 1])], 1);
+  const perPosition = (x: tf.Tensor) =>
+    tf.slice(
+      tf.reshape(tf.broadcastTo(x, [G, n, chunkSize]), [G, n * chunkSize, 1]),
+      [0, 0, 0],
+      [G, L, 1],
+    );
+  const end = perPosition(ends);
+  const start = perPosition(before);
+  return {
+    s,
+    gamma: expBelow(start, s),
+    beta: expBelow(kLog, end),
+    delta: expBelow(start, end),
+  };
+}
+
+/**
  * The composite (tfjs ops) form of causalNumDen, chunk by chunk with state S' = Σ_{j<c} e^{ℓ_j − r} kf_j v'_jᵀ
- * ([G, m, w]) at the running maximum r of the keys before the chunk. For chunk c:
- *   s_i = max(r, max_{j≤i in c} ℓ_j),  E_ij = e^{min(ℓ_j − s_i, 0)}·[j ≤ i]
+ * ([G, m, w]) relative to r, the running maximum at the end of the previous chunk. With
+ * s_i = max_{j≤i} ℓ_j and r' the running maximum at the end of chunk c (chunkScales), for chunk c:
+ *   E_ij = e^{min(ℓ_j − s_i, 0)}·[j ≤ i]
  *   out_c = ((Q_c K_cᵀ) ⊙ E) V'_c + e^{r − s} ⊙ (Q_c S') + floor terms,
- *   r ← s_last,  S' ← e^{r_old − r} S' + K_cᵀ (e^{ℓ_c − r} ⊙ V'_c).
+ *   S' ← e^{r − r'} S' + K_cᵀ (e^{ℓ_c − r'} ⊙ V'_c).
+ * Every factor is ≤ 1. Output i uses s_i and the state of the chunks before it only, so it does
+ * not depend on a later key — r' (which may include later keys of the chunk) scales the state
+ * that later chunks read.
  */
 function compositeCausalNumDen(
   qf: tf.Tensor,
@@ -345,6 +388,11 @@ function compositeCausalNumDen(
   const takeK = rangeTaker(as(kf, L, m), axis);
   const takeV = rangeTaker(as(vOnes, L, w), axis);
   const takeL = kLog === null ? null : rangeTaker(as(kLog, L, 1), axis);
+  const scales = kLog === null ? null : chunkScales(kLog, chunkSize);
+  const takeS = scales === null ? null : rangeTaker(as(scales.s, L, 1), axis);
+  const takeGamma = scales === null ? null : rangeTaker(as(scales.gamma, L, 1), axis);
+  const takeBeta = scales === null ? null : rangeTaker(as(scales.beta, L, 1), axis);
+  const takeDelta = scales === null ? null : rangeTaker(as(scales.delta, L, 1), axis);
   const mm = single
     ? (a: tf.Tensor, b: tf.Tensor) => {
         const [x, y] = evenSharedDimension(a, b);
@@ -354,7 +402,6 @@ function compositeCausalNumDen(
   const tr = single ? (x: tf.Tensor) => tf.transpose(x) : transposeLast;
   const lead = single ? [] : [G];
   let state: tf.Tensor = tf.zeros([...lead, m, w]);
-  let ref: tf.Tensor | null = kLog === null ? null : tf.fill([...lead, 1, 1], NO_KEY_YET);
   let vSum: tf.Tensor | null = floor === 0 ? null : tf.zeros([...lead, 1, w]);
   const outs: tf.Tensor[] = [];
   let mask = tril(Math.min(chunkSize, L));
@@ -363,7 +410,7 @@ function compositeCausalNumDen(
     if (size !== mask.shape[0]) mask = tril(size);
     const last = start + size >= L;
     // one tidy per chunk: only the chunk's output and the carried state outlive it
-    type Carry = { o: tf.Tensor; state: tf.Tensor; ref: tf.Tensor | null; vSum: tf.Tensor | null };
+    type Carry = { o: tf.Tensor; state: tf.Tensor; vSum: tf.Tensor | null };
     const next = tf.tidy((): tf.TensorContainer => {
       const qc = takeQ(start, size);
       const kcT = tr(takeK(start, size)); // [(G,) m, C]
@@ -371,25 +418,15 @@ function compositeCausalNumDen(
       let vc = vcOut; // what the state accumulates
       let scores = mm(qc, kcT); // [(G,) C, C]
       let carried = mm(qc, state); // [(G,) C, w]
-      let newRef: tf.Tensor | null = null;
+      let decay: tf.Tensor | null = null;
       if (takeL !== null) {
-        const lc = takeL(start, size); // [(G,) C, 1]
-        const lRow = tr(lc); // [(G,) 1, C]
-        const allowed = tf.cast(mask, 'bool');
-        const seen = tf.where(
-          tf.broadcastTo(allowed, scores.shape),
-          tf.broadcastTo(lRow, scores.shape),
-          tf.fill(scores.shape, NO_KEY_YET),
-        );
-        const rowMax = tf.max(seen, -1, true); // [(G,) C, 1]
-        const s = tf.maximum(rowMax, tf.broadcastTo(ref!, rowMax.shape)); // (tfjs's Maximum gradient does not broadcast)
-        scores = tf.mul(scores, tf.mul(expBelow(lRow, s), mask));
-        carried = tf.mul(carried, expBelow(ref!, s));
+        const lRow = tr(takeL(start, size)); // [(G,) 1, C]
+        const s = takeS!(start, size); // [(G,) C, 1]
+        scores = tf.mul(scores, tf.mul(expBelow(lRow, s), mask)); // e^{ℓ_j − s_i}, j ≤ i
+        carried = tf.mul(carried, takeGamma!(start, size)); // e^{r − s_i}
         if (!last) {
-          newRef = single
-            ? tf.slice(s, [size - 1, 0], [1, 1])
-            : tf.slice(s, [0, size - 1, 0], [G, 1, 1]);
-          vc = tf.mul(vcOut, expBelow(lc, newRef)); // e^{ℓ_j − r_new} ≤ 1, for the state only
+          vc = tf.mul(vcOut, takeBeta!(start, size)); // e^{ℓ_j − r_new}
+          decay = takeDelta!(start, 1); // e^{r − r_new}
         }
       } else {
         scores = tf.mul(scores, mask);
@@ -400,26 +437,23 @@ function compositeCausalNumDen(
         carried = tf.add(carried, tf.mul(sq, vSum!));
       }
       const o = tf.add(mm(scores, vcOut), carried);
-      if (last) return { o, state, ref, vSum } satisfies Carry as unknown as tf.TensorContainer;
-      const decay = ref === null ? null : expBelow(ref, newRef!);
+      if (last) return { o, state, vSum } satisfies Carry as unknown as tf.TensorContainer;
       return {
         o,
         state: tf.add(decay === null ? state : tf.mul(state, decay), mm(kcT, vc)),
-        ref: newRef,
         vSum: vSum === null ? null : tf.add(vSum, tf.sum(vcOut, axis, true)),
       } satisfies Carry as unknown as tf.TensorContainer;
     }) as unknown as Carry; // nulls pass through tidy untouched
     for (const [old, fresh] of [
       [state, next.state],
-      [ref, next.ref],
       [vSum, next.vSum],
     ] as const) {
       if (old !== null && old !== fresh) old.dispose();
     }
-    ({ state, ref, vSum } = next);
+    ({ state, vSum } = next);
     outs.push(next.o);
   }
-  tf.dispose([state, ref, vSum].filter((t): t is tf.Tensor => t !== null));
+  tf.dispose([state, vSum].filter((t): t is tf.Tensor => t !== null));
   mask.dispose();
   const all = outs.length === 1 ? outs[0]! : tf.concat(outs, axis);
   return (single ? tf.reshape(all, [1, L, w]) : all) as tf.Tensor3D;
