@@ -319,6 +319,17 @@ function fusedCausal(
   return fused(q, k, v, qLog, kLog) as tf.Tensor3D;
 }
 
+/** Σ of x [G, L, w] over the whole chunks before each chunk: [G, ⌈L/C⌉, w] (row c: chunks < c). */
+function chunkPrefixSums(x: tf.Tensor, chunkSize: number): tf.Tensor {
+  const [G, L, w] = x.shape as [number, number, number];
+  const n = Math.ceil(L / chunkSize);
+  const padded = n * chunkSize === L ? x : tf.concat([x, tf.zeros([G, n * chunkSize - L, w])], 1);
+  const sums = tf.sum(tf.reshape(padded, [G, n, chunkSize, w]), 2); // [G, n, w]
+  const inclusive = prefixScan(sums, 'sum');
+  if (n === 1) return tf.zerosLike(inclusive);
+  return tf.concat([tf.zeros([G, 1, w]), tf.slice(inclusive, [0, 0, 0], [G, n - 1, w])], 1);
+}
+
 /**
  * Per-position factors of the chunked causal recurrence, computed once for all positions (a few
  * ops on [G, L, 1] instead of several per chunk): s_i = max_{j≤i} ℓ_j; with r(c) the running
@@ -387,11 +398,22 @@ function compositeCausalNumDen(
   const takeQ = rangeTaker(as(qf, L, m), axis);
   const takeK = rangeTaker(as(kf, L, m), axis);
   const takeV = rangeTaker(as(vOnes, L, w), axis);
-  const takeL = kLog === null ? null : rangeTaker(as(kLog, L, 1), axis);
+  // ℓ as rows [(G,) 1, L], so that a chunk's keys come out as a row without a transpose
+  const takeL =
+    kLog === null
+      ? null
+      : rangeTaker(single ? tf.reshape(kLog, [1, L]) : transposeLast(kLog), single ? 1 : 2);
   const scales = kLog === null ? null : chunkScales(kLog, chunkSize);
   const takeS = scales === null ? null : rangeTaker(as(scales.s, L, 1), axis);
   const takeGamma = scales === null ? null : rangeTaker(as(scales.gamma, L, 1), axis);
-  const takeBeta = scales === null ? null : rangeTaker(as(scales.beta, L, 1), axis);
+  // the values as the state accumulates them: e^{ℓ_j − r(c(j))}·v'_j
+  const takeVState =
+    scales === null ? null : rangeTaker(as(tf.mul(vOnes, scales.beta), L, w), axis);
+  // floor terms: floor·Σ_f qf_if per query, and Σ v'_j over the chunks before each chunk
+  const takeSq =
+    floor === 0 ? null : rangeTaker(as(tf.mul(tf.sum(qf, -1, true), floor), L, 1), axis);
+  const takeVSum =
+    floor === 0 ? null : rangeTaker(as(chunkPrefixSums(vOnes, chunkSize), -1, w), axis);
   const takeDelta = scales === null ? null : rangeTaker(as(scales.delta, L, 1), axis);
   const mm = single
     ? (a: tf.Tensor, b: tf.Tensor) => {
@@ -402,15 +424,20 @@ function compositeCausalNumDen(
   const tr = single ? (x: tf.Tensor) => tf.transpose(x) : transposeLast;
   const lead = single ? [] : [G];
   let state: tf.Tensor = tf.zeros([...lead, m, w]);
-  let vSum: tf.Tensor | null = floor === 0 ? null : tf.zeros([...lead, 1, w]);
   const outs: tf.Tensor[] = [];
   let mask = tril(Math.min(chunkSize, L));
+  // 0 on and below the diagonal, −1e30 above: added to exponents, it masks the future keys
+  const futureOf = (t: tf.Tensor) => tf.mul(tf.sub(t, 1), 1e30);
+  let future = futureOf(mask);
   for (let start = 0; start < L; start += chunkSize) {
     const size = Math.min(chunkSize, L - start);
-    if (size !== mask.shape[0]) mask = tril(size);
+    if (size !== mask.shape[0]) {
+      mask = tril(size);
+      future = futureOf(mask);
+    }
     const last = start + size >= L;
     // one tidy per chunk: only the chunk's output and the carried state outlive it
-    type Carry = { o: tf.Tensor; state: tf.Tensor; vSum: tf.Tensor | null };
+    type Carry = { o: tf.Tensor; state: tf.Tensor };
     const next = tf.tidy((): tf.TensorContainer => {
       const qc = takeQ(start, size);
       const kcT = tr(takeK(start, size)); // [(G,) m, C]
@@ -420,40 +447,36 @@ function compositeCausalNumDen(
       let carried = mm(qc, state); // [(G,) C, w]
       let decay: tf.Tensor | null = null;
       if (takeL !== null) {
-        const lRow = tr(takeL(start, size)); // [(G,) 1, C]
+        const lRow = takeL(start, size); // [(G,) 1, C]
         const s = takeS!(start, size); // [(G,) C, 1]
-        scores = tf.mul(scores, tf.mul(expBelow(lRow, s), mask)); // e^{ℓ_j − s_i}, j ≤ i
+        // e^{ℓ_j − s_i} for j ≤ i, 0 above the diagonal (exp of −1e30; the clamp keeps any
+        // lane finite, see expBelow)
+        scores = tf.mul(scores, expBelow(tf.add(lRow, future), s));
         carried = tf.mul(carried, takeGamma!(start, size)); // e^{r − s_i}
         if (!last) {
-          vc = tf.mul(vcOut, takeBeta!(start, size)); // e^{ℓ_j − r_new}
+          vc = takeVState!(start, size); // e^{ℓ_j − r_new}·v'_j
           decay = takeDelta!(start, 1); // e^{r − r_new}
         }
       } else {
         scores = tf.mul(scores, mask);
       }
-      if (floor !== 0) {
-        const sq = tf.mul(tf.sum(qc, -1, true), floor); // [(G,) C, 1]
+      if (takeSq !== null) {
+        const sq = takeSq(start, size); // [(G,) C, 1]: floor·Σ_f qf_if
         scores = tf.add(scores, tf.mul(sq, mask));
-        carried = tf.add(carried, tf.mul(sq, vSum!));
+        carried = tf.add(carried, tf.mul(sq, takeVSum!(start / chunkSize, 1))); // Σ_{j<c} v'_j
       }
       const o = tf.add(mm(scores, vcOut), carried);
-      if (last) return { o, state, vSum } satisfies Carry as unknown as tf.TensorContainer;
+      if (last) return { o, state } satisfies Carry as unknown as tf.TensorContainer;
       return {
         o,
         state: tf.add(decay === null ? state : tf.mul(state, decay), mm(kcT, vc)),
-        vSum: vSum === null ? null : tf.add(vSum, tf.sum(vcOut, axis, true)),
       } satisfies Carry as unknown as tf.TensorContainer;
     }) as unknown as Carry; // nulls pass through tidy untouched
-    for (const [old, fresh] of [
-      [state, next.state],
-      [vSum, next.vSum],
-    ] as const) {
-      if (old !== null && old !== fresh) old.dispose();
-    }
-    ({ state, vSum } = next);
+    if (next.state !== state) state.dispose();
+    state = next.state;
     outs.push(next.o);
   }
-  tf.dispose([state, vSum].filter((t): t is tf.Tensor => t !== null));
+  state.dispose();
   mask.dispose();
   const all = outs.length === 1 ? outs[0]! : tf.concat(outs, axis);
   return (single ? tf.reshape(all, [1, L, w]) : all) as tf.Tensor3D;
