@@ -375,6 +375,20 @@ function changedAfter(
   return out;
 }
 
+/** The case's q, k, v with every entry after position i replaced (causality checks). */
+function inputsChangedAfter(
+  x: Inputs,
+  c: Case,
+  i: number,
+): { q: tf.Tensor; k: tf.Tensor; v: tf.Tensor } {
+  const s = c.shape;
+  return {
+    q: tf.tensor4d(changedAfter(x.qv, s, x.q.shape[3], i, c.data + 9, c.scale), x.q.shape),
+    k: tf.tensor4d(changedAfter(x.kv, s, s.d, i, c.data + 10, c.scale), x.k.shape),
+    v: tf.tensor4d(changedAfter(x.vv, s, s.dv, i, c.data + 11, 1), x.v.shape),
+  };
+}
+
 /** x [B, H, L, w] with group (0, 0)'s entries replaced by fresh values. */
 function changedGroup0(
   x: Float32Array,
@@ -485,15 +499,10 @@ export function runPropertySuite(opts: PropertySuiteOptions): void {
               expectInHull(o, x.vv, s, visibleOf(x.keep, c.causal), `favorAttention(${kind})`);
             const i = at % s.L;
             if (c.causal && check(at, 0)) {
-              const q2 = tf.tensor4d(changedAfter(x.qv, s, s.d, i, c.data + 9, c.scale), x.q.shape);
-              const k2 = tf.tensor4d(
-                changedAfter(x.kv, s, s.d, i, c.data + 10, c.scale),
-                x.k.shape,
-              );
-              const v2 = tf.tensor4d(changedAfter(x.vv, s, s.dv, i, c.data + 11, 1), x.v.shape);
+              const later = inputsChangedAfter(x, c, i);
               expectPrefixIdentical(
                 o,
-                await read(call(q2, k2, v2)),
+                await read(call(later.q, later.k, later.v)),
                 s,
                 s.dv,
                 i,
@@ -671,9 +680,15 @@ export function runPropertySuite(opts: PropertySuiteOptions): void {
           expectInHull(o, x.vv, s, visibleOf(x.keep, c.causal), which);
           const i = at % s.L;
           if (c.causal && check(at, 0)) {
-            const k2 = tf.tensor4d(changedAfter(x.kv, s, s.d, i, c.data + 10, c.scale), x.k.shape);
-            const v2 = tf.tensor4d(changedAfter(x.vv, s, s.dv, i, c.data + 11, 1), x.v.shape);
-            expectPrefixIdentical(o, await read(call(x.q, k2, v2)), s, s.dv, i, `${which} causal`);
+            const later = inputsChangedAfter(x, c, i);
+            expectPrefixIdentical(
+              o,
+              await read(call(x.q, later.k, later.v)),
+              s,
+              s.dv,
+              i,
+              `${which} causal`,
+            );
             if (which === 'linear')
               expectClose(
                 await read(call(x.q, x.k, x.v, { chunkSize: chunk })),
@@ -725,14 +740,10 @@ export function runPropertySuite(opts: PropertySuiteOptions): void {
             expectInHull(o, x.vv, s, visibleOf(x.keep, c.causal), `rpeFavorAttention(${kind})`);
             const i = at % s.L;
             if (c.causal) {
-              const k2 = tf.tensor4d(
-                changedAfter(x.kv, s, s.d, i, c.data + 10, c.scale),
-                x.k.shape,
-              );
-              const v2 = tf.tensor4d(changedAfter(x.vv, s, s.dv, i, c.data + 11, 1), x.v.shape);
+              const later = inputsChangedAfter(x, c, i);
               expectPrefixIdentical(
                 o,
-                await read(call(k2, v2, 'toeplitz')),
+                await read(call(later.k, later.v, 'toeplitz')),
                 s,
                 s.dv,
                 i,
@@ -830,12 +841,15 @@ export function runPropertySuite(opts: PropertySuiteOptions): void {
               expectInHull(o, x.vv, s, visibleOf(x.keep, c.causal), op);
             const i = at % s.L;
             if (c.causal) {
-              const k2 = tf.tensor4d(
-                changedAfter(x.kv, s, s.d, i, c.data + 10, c.scale),
-                x.k.shape,
+              const later = inputsChangedAfter(x, c, i);
+              expectPrefixIdentical(
+                o,
+                await read(call(x.q, later.k, later.v)),
+                s,
+                s.dv,
+                i,
+                `${op} causal`,
               );
-              const v2 = tf.tensor4d(changedAfter(x.vv, s, s.dv, i, c.data + 11, 1), x.v.shape);
-              expectPrefixIdentical(o, await read(call(x.q, k2, v2)), s, s.dv, i, `${op} causal`);
             }
           } finally {
             phi.dispose();
