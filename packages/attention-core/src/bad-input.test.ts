@@ -16,6 +16,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import {
+  bayesianAttention,
   causalState,
   favorAttention,
   favorCausalStep,
@@ -158,5 +159,19 @@ describe('regression: unclear errors name the argument, what it got and what was
     }
     tf.dispose([q, gates]);
     phi.dispose();
+  });
+});
+
+describe('regression: sampling needs an explicit seed (no Math.random)', () => {
+  it('relaxed gates and Bayesian training without a seed are clear errors', () => {
+    const x = tf.ones([1, 1, 3, 2]);
+    const gates = tf.ones([1, 3]);
+    expect(() => gatedAttention(x, x, x, { gates, mode: 'relaxed' })).toThrow(
+      'gatedAttention: relaxed gates are sampled: pass a seed (an integer; randomness is always explicit), got none',
+    );
+    expect(() => bayesianAttention(x, x, x, { training: true })).toThrow(
+      'bayesianAttention: training samples the attention weights: pass a seed (an integer; randomness is always explicit), got none',
+    );
+    tf.dispose([x, gates]);
   });
 });

@@ -13,7 +13,7 @@ export interface BayesianAttentionOptions {
   training: boolean;
   /** Weibull shape k > 0 (default 10): larger is less noisy; k → ∞ gives softmax attention. */
   shape?: number;
-  /** Seed of the Weibull noise (our own PRNG: the same samples on every backend). */
+  /** Seed of the Weibull noise (our own PRNG: the same samples on every backend); required when training. */
   seed?: number;
   causal?: boolean;
   /** [B, Lk] padding mask, 1 keep, 0 pad. */
@@ -90,6 +90,11 @@ export function bayesianAttention(
       `${fn}: priorRate must be a finite number > 0, got ${String(opts.priorRate)}`,
     );
   }
+  if (opts.training === true && opts.seed === undefined) {
+    throw new TypeError(
+      `${fn}: training samples the attention weights: pass a seed (an integer; randomness is always explicit), got none`,
+    );
+  }
   if (opts.seed !== undefined && !Number.isInteger(opts.seed)) {
     throw new RangeError(`${fn}: seed must be an integer, got ${String(opts.seed)}`);
   }
@@ -125,9 +130,7 @@ export function bayesianAttention(
       allowedFull === null
         ? logMean0
         : tf.where(tf.cast(allowedFull, 'bool'), logMean0, tf.zerosLike(scores));
-    const logW = opts.training
-      ? weibullLogSamples(logMean, shape, opts.seed ?? Math.floor(Math.random() * 2 ** 31))
-      : logMean;
+    const logW = opts.training ? weibullLogSamples(logMean, shape, opts.seed!) : logMean;
     const weights = allowed === null ? tf.softmax(logW) : maskedSoftmax(logW, allowed);
     const output = tf.matMul(weights as tf.Tensor4D, v as tf.Tensor4D) as tf.Tensor4D;
     const alpha =

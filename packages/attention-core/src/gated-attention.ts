@@ -33,7 +33,7 @@ export interface GatedAttentionOptions {
   mode: GateMode;
   /** Relaxation temperature τ > 0 (default 0.5); smaller is closer to Bernoulli samples. */
   temperature?: number;
-  /** Seed of the relaxed gates' uniform noise (our own PRNG: the same gates on every backend). */
+  /** Seed of the relaxed gates' uniform noise (our own PRNG: the same gates on every backend); required in relaxed mode. */
   seed?: number;
   /** With a feature map: FAVOR+-style linear attention whose key features are scaled by g_j. */
   featureMap?: FeatureMap;
@@ -123,6 +123,11 @@ export function gatedAttention(
       `${fn}: temperature must be a finite number > 0, got ${String(opts.temperature)}`,
     );
   }
+  if (opts.mode === 'relaxed' && opts.seed === undefined) {
+    throw new TypeError(
+      `${fn}: relaxed gates are sampled: pass a seed (an integer; randomness is always explicit), got none`,
+    );
+  }
   if (opts.seed !== undefined && !Number.isInteger(opts.seed)) {
     throw new RangeError(`${fn}: seed must be an integer, got ${String(opts.seed)}`);
   }
@@ -161,7 +166,7 @@ export function gatedAttention(
           ? base(q, k, v, open)
           : gatherOpenKeys(q, k, v, open, base);
     } else {
-      const g = relaxedGates(p, tau, opts.seed ?? Math.floor(Math.random() * 2 ** 31));
+      const g = relaxedGates(p, tau, opts.seed!);
       const gk = keep === null ? g : tf.mul(g, keep); // padded keys closed
       output =
         phi === undefined
