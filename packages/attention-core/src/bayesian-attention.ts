@@ -1,4 +1,4 @@
-import { assertTensor, shapeString } from '@kernel-attention/feature-maps';
+import { assertTensor, matMul, shapeString } from '@kernel-attention/feature-maps';
 import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { maskedSoftmax, visibleKeys } from './groups.js';
@@ -115,7 +115,7 @@ export function bayesianAttention(
   }
   return tf.tidy(() => {
     const scores = tf.mul(
-      tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true),
+      matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true),
       1 / Math.sqrt(d),
     );
     const allowed = visibleKeys(opts.mask, causal, B, Lq, Lk);
@@ -132,7 +132,7 @@ export function bayesianAttention(
         : tf.where(tf.cast(allowedFull, 'bool'), logMean0, tf.zerosLike(scores));
     const logW = opts.training ? weibullLogSamples(logMean, shape, opts.seed!) : logMean;
     const weights = allowed === null ? tf.softmax(logW) : maskedSoftmax(logW, allowed);
-    const output = tf.matMul(weights as tf.Tensor4D, v as tf.Tensor4D) as tf.Tensor4D;
+    const output = matMul(weights as tf.Tensor4D, v as tf.Tensor4D) as tf.Tensor4D;
     const alpha =
       opts.priorLogits === undefined
         ? tf.onesLike(scores)

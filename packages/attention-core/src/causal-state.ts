@@ -5,11 +5,12 @@ import {
   type FeatureMap,
   isTensor,
   type KeyParts,
+  matMul,
   shapeString,
 } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { assertFeatureMap } from './favor-attention.js';
-import { evenSharedDimension, expBelow, keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
+import { expBelow, keyFloor, NO_KEY_YET, safeDivide } from './groups.js';
 import { assertAllocatable, validateNonNegative, validateQkv } from './validate.js';
 
 /**
@@ -219,7 +220,7 @@ function step(
       t.dtype === 'float32';
     if (!ok(qf, m) || !ok(parts?.base, m) || !ok(parts.logScale, 1)) {
       throw new RangeError(
-        `${fn}: the features must be float32 [batch, heads, 1, numFeatures] = [${B},${H},1,${m}] (the state's numFeatures) and keyParts' logScale [${B},${H},1,1], got query features ${describeTensor(qf)}, key features ${describeTensor(parts?.base)} and logScale ${describeTensor(parts?.logScale)}`,
+        `${fn}: the features must be float32 [batch, heads, 1, numFeatures] = [${B},${H},1,${m}] (the state's numFeatures) and keyParts' logScale [${B},${H},1,1], got query features ${describeValue(qf)}, key features ${describeValue(parts?.base)} and logScale ${describeValue(parts?.logScale)}`,
       );
     }
     const v1 = tf.concat(
@@ -235,16 +236,11 @@ function step(
     const kScaled = tf.mul(parts.base, tf.mul(expBelow(ell, ref), keep)); // [B, H, 1, m]
     const kv = tf.add(
       tf.mul(state.kv, expBelow(state.ref, ref)),
-      tf.matMul(
-        ...(evenSharedDimension(tf.transpose(kScaled, [0, 1, 3, 2]), v1) as [
-          tf.Tensor4D,
-          tf.Tensor4D,
-        ]),
-      ),
+      matMul(kScaled, v1, true, false), // kScaledᵀ v1: [B, H, m, w]
     );
     const vSum = tf.add(state.vSum, tf.mul(v1, keep));
     // S = kv + floor·1·vSumᵀ  ⇒  q·S = q·kv + floor·(Σ_f q_f)·vSum
-    let numDen = tf.matMul(...(evenSharedDimension(qf, kv) as [tf.Tensor4D, tf.Tensor4D])); // [B, H, 1, w]
+    let numDen = matMul(qf as tf.Tensor4D, kv); // [B, H, 1, w]
     if (parts.floor !== 0)
       numDen = tf.add(numDen, tf.mul(tf.mul(tf.sum(qf, -1, true), parts.floor), vSum));
     const num = tf.slice(numDen, [0, 0, 0, 0], [B, H, 1, w - 1]);
@@ -261,8 +257,4 @@ function step(
       state.steps + 1,
     ),
   };
-}
-
-function describeTensor(t: unknown): string {
-  return isTensor(t) ? `${shapeString(t.shape)} (${t.dtype})` : describeValue(t);
 }

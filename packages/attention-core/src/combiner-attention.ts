@@ -1,4 +1,4 @@
-import { assertOptions, shapeString } from '@kernel-attention/feature-maps';
+import { assertOptions, matMul, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { expBelow, mapGroupBlocks, rangeTaker, safeDivide } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -163,9 +163,9 @@ function jointSoftmax(blocks: { scores: tf.Tensor; allowed: tf.Tensor }[]): tf.T
 
 /** v̄ for spans given pooled queries qBar [..., d] and their keys/values [..., n, ·] with keep. */
 function spanValues(qBar: tf.Tensor, k: tf.Tensor, v: tf.Tensor, keep: tf.Tensor): tf.Tensor {
-  const scores = tf.squeeze(tf.matMul(tf.expandDims(qBar, -2), k, false, true), [-2]); // [..., n]
+  const scores = tf.squeeze(matMul(tf.expandDims(qBar, -2), k, false, true), [-2]); // [..., n]
   const [w] = jointSoftmax([{ scores, allowed: keep }]);
-  return tf.squeeze(tf.matMul(tf.expandDims(w!, -2), v), [-2]); // [..., dv]
+  return tf.squeeze(matMul(tf.expandDims(w!, -2), v), [-2]); // [..., dv]
 }
 
 /** Lower-triangular (j ≤ i) or all-ones [n, n] as float 0/1. */
@@ -186,13 +186,13 @@ function fixedPlan({ q, k, v, keep, causal, pooling }: PlanInputs, s: number): t
   const V = seg(v, dv);
   const keepS = tf.reshape(padPositions(keep, Lp), [G, n, s]); // padding positions are not kept
   // direct: the own segment
-  const direct = tf.matMul(Q, K, false, true); // [G, n, s, s]
+  const direct = matMul(Q, K, false, true); // [G, n, s, s]
   const directOk = tf.mul(tf.expandDims(keepS, 2), withinBlock(s, causal)); // [G, n, s, s]
   // spans: the other segments
   const kBar = pool(K, keepS, pooling); // [G, n, d]
   const vBar = spanValues(pool(Q, keepS, pooling), K, V, keepS); // [G, n, dv]
   const spanKeep = tf.cast(tf.greater(tf.sum(keepS, -1), 0), 'float32'); // [G, n]
-  const spanScores = tf.matMul(tf.reshape(Q, [G, Lp, d]), kBar, false, true); // [G, Lp, n]
+  const spanScores = matMul(tf.reshape(Q, [G, Lp, d]), kBar, false, true); // [G, Lp, n]
   const segOfQuery = tf.reshape(tf.tile(tf.reshape(tf.range(0, n), [n, 1]), [1, s]), [Lp, 1]);
   const segIds = tf.reshape(tf.range(0, n), [1, n]);
   const visible = causal ? tf.less(segIds, segOfQuery) : tf.notEqual(segIds, segOfQuery); // [Lp, n]
@@ -202,8 +202,8 @@ function fixedPlan({ q, k, v, keep, causal, pooling }: PlanInputs, s: number): t
     { scores: spanScores, allowed: spanOk },
   ]);
   const out = tf.add(
-    tf.reshape(tf.matMul(tf.reshape(wd!, [G, n, s, s]), V), [G, Lp, dv]),
-    tf.matMul(ws!, vBar),
+    tf.reshape(matMul(tf.reshape(wd!, [G, n, s, s]), V), [G, Lp, dv]),
+    matMul(ws!, vBar),
   );
   return tf.slice(out, [0, 0, 0], [G, L, dv]);
 }
@@ -266,7 +266,7 @@ function axialPlan({ q, k, v, keep, causal, pooling }: PlanInputs, s: number): t
   const V = grid(v, dv);
   const keepG = tf.reshape(padPositions(keep, Lp), [G, R, s]);
   // direct: the own row
-  const direct = tf.matMul(Q, K, false, true); // [G, R, s, s]
+  const direct = matMul(Q, K, false, true); // [G, R, s, s]
   const directOk = tf.mul(tf.expandDims(keepG, 2), withinBlock(s, causal));
   // spans: column c over rows a' < a (causal) or a' ≠ a, one per (a, c)
   const col = (x: tf.Tensor) => tf.transpose(x, [0, 2, 1, 3]); // [G, s(c), R(a'), ·]
@@ -276,12 +276,12 @@ function axialPlan({ q, k, v, keep, causal, pooling }: PlanInputs, s: number): t
   const rowsVisible = causal
     ? tf.sub(tf.linalg.bandPart(tf.ones([R, R]), -1, 0), tf.eye(R)) // a' < a
     : tf.sub(tf.ones([R, R]), tf.eye(R)); // a' ≠ a
-  const inner = tf.matMul(qBar, col(K), false, true); // [G, s, R(a), R(a')]
+  const inner = matMul(qBar, col(K), false, true); // [G, s, R(a), R(a')]
   const [wInner] = jointSoftmax([
     { scores: inner, allowed: tf.mul(rowsVisible, tf.expandDims(keepC, 2)) },
   ]);
-  const vBar = tf.matMul(wInner!, col(V)); // [G, s(c), R(a), dv]
-  const spanScores = tf.matMul(Q, tf.transpose(kBar, [0, 2, 1, 3]), false, true); // [G, R(a), s(b), s(c)]
+  const vBar = matMul(wInner!, col(V)); // [G, s(c), R(a), dv]
+  const spanScores = matMul(Q, tf.transpose(kBar, [0, 2, 1, 3]), false, true); // [G, R(a), s(b), s(c)]
   const spanOk = tf.expandDims(
     tf.cast(tf.greater(tf.transpose(count, [0, 2, 1]), 0), 'float32'),
     2,
@@ -290,7 +290,7 @@ function axialPlan({ q, k, v, keep, causal, pooling }: PlanInputs, s: number): t
     { scores: direct, allowed: directOk },
     { scores: spanScores, allowed: spanOk },
   ]);
-  const out = tf.add(tf.matMul(wd!, V), tf.matMul(ws!, tf.transpose(vBar, [0, 2, 1, 3]))); // [G, R, s, dv]
+  const out = tf.add(matMul(wd!, V), matMul(ws!, tf.transpose(vBar, [0, 2, 1, 3]))); // [G, R, s, dv]
   return tf.slice(tf.reshape(out, [G, Lp, dv]), [0, 0, 0], [G, L, dv]);
 }
 

@@ -237,7 +237,7 @@ export function keySide(
       !(Number.isFinite(parts.floor) && parts.floor >= 0)
     ) {
       throw new RangeError(
-        `${fn}: featureMap ${phi.name} keyParts must map [G, L, d] = ${shapeString(k.shape)} to { base [G, L, m'], logScale [G, L, 1], floor >= 0 }, got base ${describeShape(parts?.base)} and logScale ${describeShape(parts?.logScale)}`,
+        `${fn}: featureMap ${phi.name} keyParts must map [G, L, d] = ${shapeString(k.shape)} to { base [G, L, m'], logScale [G, L, 1], floor >= 0 }, got base ${describeValue(parts?.base)} and logScale ${describeValue(parts?.logScale)}`,
       );
     }
     const logScale =
@@ -475,10 +475,6 @@ export function safeNumFeatures(phi: FeatureMap): number | undefined {
   }
 }
 
-function describeShape(t: unknown): string {
-  return isTensor(t) ? `${shapeString(t.shape)} (${t.dtype})` : describeValue(t);
-}
-
 /**
  * A map's features must be float32 [G, L, m'] tensors, with one m' for queries and keys (`width`,
  * when the other role's is known): a user map that returns anything else gets an error naming it.
@@ -500,7 +496,7 @@ export function checkFeatures(
     (width === undefined || f.shape[2] === width);
   if (!ok) {
     throw new RangeError(
-      `${fn}: featureMap ${phi.name} must map [G, L, d] to float32 [G, L, m'] with the same m' for queries and keys: its ${role} features should be [${lead.join(',')},${width ?? "m'"}], got ${describeShape(f)}`,
+      `${fn}: featureMap ${phi.name} must map [G, L, d] to float32 [G, L, m'] with the same m' for queries and keys: its ${role} features should be [${lead.join(',')},${width ?? "m'"}], got ${describeValue(f)}`,
     );
   }
 }

@@ -1,4 +1,4 @@
-import { expBelow } from '@kernel-attention/feature-maps';
+import { expBelow, matMul } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionShapes } from './validate.js';
 
@@ -74,31 +74,12 @@ export function rangeTaker(x: tf.Tensor, axis: number): RangeTaker {
  * than its batched product at these shapes (see docs/performance.md).
  */
 export function groupMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor3D {
-  [a, b] = evenSharedDimension(a, b);
   const [G, M, K] = a.shape as [number, number, number];
   const N = b.shape[2]!;
   if (G === 1) {
-    return tf.reshape(tf.matMul(tf.reshape(a, [M, K]), tf.reshape(b, [K, N])), [1, M, N]);
+    return tf.reshape(matMul(tf.reshape(a, [M, K]), tf.reshape(b, [K, N])), [1, M, N]);
   }
-  return tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D);
-}
-
-/**
- * a [..., M, K]·b [..., K, N] operands with an even K on tfjs-webgl. Its packed matMul sums the
- * shared dimension two entries at a time, so for an odd K it reads the padding lane of both
- * textures, and packed elementwise ops leave values there (exp(0) = 1, x + c, …): where both
- * operands carry such values the product is wrong (found by the property suite with 7 features).
- * Padding K with one real zero removes the lane. Other backends get the operands as they are.
- */
-export function evenSharedDimension(a: tf.Tensor, b: tf.Tensor): [tf.Tensor, tf.Tensor] {
-  const K = a.shape[a.rank - 1]!;
-  if (K % 2 === 0 || tf.getBackend() !== 'webgl') return [a, b];
-  const padLast = (x: tf.Tensor, axis: number) =>
-    tf.pad(
-      x,
-      x.shape.map((_, i) => (i === axis ? [0, 1] : [0, 0]) as [number, number]),
-    );
-  return [padLast(a, a.rank - 1), padLast(b, b.rank - 2)];
+  return matMul(a as tf.Tensor3D, b as tf.Tensor3D);
 }
 
 /** [G, M, N] → [G, N, M]. */

@@ -1,8 +1,7 @@
-import { assertOptions } from '@kernel-attention/feature-maps';
+import { assertOptions, matMul } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   causalKeep,
-  evenSharedDimension,
   expBelow,
   groupMatMul,
   groupsPerBlock,
@@ -415,12 +414,7 @@ function compositeCausalNumDen(
   const takeVSum =
     floor === 0 ? null : rangeTaker(as(chunkPrefixSums(vOnes, chunkSize), -1, w), axis);
   const takeDelta = scales === null ? null : rangeTaker(as(scales.delta, L, 1), axis);
-  const mm = single
-    ? (a: tf.Tensor, b: tf.Tensor) => {
-        const [x, y] = evenSharedDimension(a, b);
-        return tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D);
-      }
-    : groupMatMul;
+  const mm = single ? (a: tf.Tensor, b: tf.Tensor) => matMul(a as tf.Tensor2D, b) : groupMatMul;
   const tr = single ? (x: tf.Tensor) => tf.transpose(x) : transposeLast;
   const lead = single ? [] : [G];
   let state: tf.Tensor = tf.zeros([...lead, m, w]);

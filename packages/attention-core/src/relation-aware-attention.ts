@@ -1,4 +1,4 @@
-import { assertOptions, assertTensor, shapeString } from '@kernel-attention/feature-maps';
+import { assertOptions, assertTensor, matMul, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { maskedSoftmax, visibleKeys } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -95,10 +95,10 @@ export function relationAwareAttention(
   }
   return tf.tidy(() => {
     const scale = 1 / Math.sqrt(d);
-    const qA = tf.matMul(tf.reshape(q, [B * H * Lq, d]), aK, false, true); // [B·H·Lq, R]
+    const qA = matMul(tf.reshape(q, [B * H * Lq, d]), aK, false, true); // [B·H·Lq, R]
     const rel = byRelation(relations, B, H, R);
     let scores = tf.add(
-      tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true),
+      matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true),
       rel.gather(tf.reshape(qA, [B, H, Lq, R])),
     );
     scores = tf.mul(scores, scale); // [B, H, Lq, Lk]
@@ -106,13 +106,13 @@ export function relationAwareAttention(
     const alpha = (
       allowed === null ? tf.softmax(scores) : maskedSoftmax(scores, allowed)
     ) as tf.Tensor4D;
-    const valueTerm = tf.reshape(tf.matMul(tf.reshape(rel.sum(alpha), [B * H * Lq, R]), aV), [
+    const valueTerm = tf.reshape(matMul(tf.reshape(rel.sum(alpha), [B * H * Lq, R]), aV), [
       B,
       H,
       Lq,
       dv,
     ]);
-    return tf.add(tf.matMul(alpha, v as tf.Tensor4D), valueTerm) as tf.Tensor4D;
+    return tf.add(matMul(alpha, v as tf.Tensor4D), valueTerm) as tf.Tensor4D;
   });
 }
 

@@ -138,7 +138,8 @@ export function rpeFavorAttention(
       groupsPerBlock(B * H, L, m),
       ({ g0, size, q: qb, k: kb, v: vb, keep }) => {
         const [fq, side] = callFeatures(fn, phi, qb, kb, keep, causal); // [G, L, m']
-        const job = { fq, side, v: vb, keep, bias: takeB(g0, size), causal, dv };
+        const s = keyStabilizers(side, causal);
+        const job = { fq, side, s, v: vb, keep, bias: takeB(g0, size), causal, dv };
         const use = method ?? defaultToeplitzMethod(L);
         return use === 'fft' ? fftAttend(job) : denseAttend(job);
       },
@@ -152,6 +153,8 @@ interface RpeJob {
   fq: tf.Tensor;
   /** keys: φ(k_j; s) = e^{ℓ_j − s}·base_j + floor (see favorAttention's keySide) */
   side: KeySide;
+  /** each query's key stabilizer s_i [G, L, 1] (keyStabilizers), or null for position-local maps */
+  s: tf.Tensor | null;
   v: tf.Tensor;
   keep: tf.Tensor | null;
   /** b [G, 2L − 1] */
@@ -161,10 +164,10 @@ interface RpeJob {
 }
 
 /** The key stabilizer s_i of every query [G, L, 1]: over the keys it sees (causal: j ≤ i). */
-function keyStabilizers(job: RpeJob): tf.Tensor | null {
-  const ell = job.side.logScale;
+function keyStabilizers(side: KeySide, causal: boolean): tf.Tensor | null {
+  const ell = side.logScale;
   if (ell === null) return null;
-  return job.causal ? prefixScan(ell, 'max') : tf.broadcastTo(tf.max(ell, 1, true), ell.shape);
+  return causal ? prefixScan(ell, 'max') : tf.broadcastTo(tf.max(ell, 1, true), ell.shape);
 }
 
 /**
@@ -196,7 +199,7 @@ function denseAttend(job: RpeJob, rows?: number): tf.Tensor {
   const c = tf.mul(expBelow(logC, rowMax), allowed);
   let w = groupMatMul(fq, transposeLast(base)); // [G, R, K]
   if (kLog !== null) {
-    const s = causal ? cut(keyStabilizers(job)!, R) : tf.max(kLog, 1, true);
+    const s = cut(job.s!, R);
     w = tf.mul(w, expBelow(transposeLast(kLog), s));
   }
   if (side.floor !== 0) w = tf.add(w, tf.mul(tf.sum(fq, -1, true), side.floor));
@@ -229,7 +232,7 @@ function fftAttend(job: RpeJob): tf.Tensor {
   if (side.logScale !== null) {
     const R = tf.max(side.logScale, 1, true); // [G, 1, 1]
     kf = tf.mul(kf, expBelow(side.logScale, R));
-    floorScale = expBelow(keyStabilizers(job)!, R); // [G, L, 1]
+    floorScale = expBelow(job.s!, R); // [G, L, 1]
   }
   if (keep !== null) kf = tf.mul(kf, keep);
   const block = Math.max(1, Math.min(m, Math.floor(PASS_BUDGET / (G * L * w))));

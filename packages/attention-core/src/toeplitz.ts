@@ -1,4 +1,4 @@
-import { assertOptions, assertTensor, shapeString } from '@kernel-attention/feature-maps';
+import { assertOptions, assertTensor, matMul, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { fft, fftPlan, nextPowerOfTwo } from './fft.js';
 
@@ -181,12 +181,12 @@ const denseProduct = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) =>
   const restore = retain([c, x], save);
   return {
     // tidy: the intermediates are gone before tfjs checks the custom kernel for leaks
-    value: tf.tidy(() => tf.matMul(toeplitzMatrix(c, L), x)),
+    value: tf.tidy(() => matMul(toeplitzMatrix(c, L), x)),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [cs, xs] = restore(saved) as [tf.Tensor2D, tf.Tensor3D];
       const dy3 = dy as tf.Tensor3D;
-      const dx = tf.matMul(toeplitzMatrix(reverseLast(cs), L), dy3); // Cᵀ dy
-      const dc = diagonalSums(tf.matMul(dy3, xs, false, true)); // Σ over diagonals of dy·xᵀ
+      const dx = matMul(toeplitzMatrix(reverseLast(cs), L), dy3); // Cᵀ dy
+      const dc = diagonalSums(matMul(dy3, xs, false, true)); // Σ over diagonals of dy·xᵀ
       return [dc, dx];
     },
   };

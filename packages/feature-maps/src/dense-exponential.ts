@@ -1,8 +1,8 @@
 import type { Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
-import { expBelow } from './exp-below.js';
 import type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { matmul, spectralFunction, symmetricEigen, transpose } from './linalg.js';
+import { expBelow, matMul } from './packed-lanes.js';
 import { ProjectionHolder } from './projection.js';
 import { assertOptions, assertTensor, shapeString } from './validate.js';
 import { describe } from './validate-number.js';
@@ -329,12 +329,12 @@ class DenseExponentialMap implements FeatureMap {
     let z: tf.Tensor = tf.reshape(x, [G, L, d]);
     const t = p === null ? null : role === 'query' ? p.query : p.key;
     if (t !== null) {
-      z = t.shape[1] === 1 ? tf.mul(z, t) : tf.matMul(z, t, false, true);
+      z = t.shape[1] === 1 ? tf.mul(z, t) : matMul(z, t, false, true);
     }
     const c = this.holder.normalizer;
     let u: tf.Tensor;
     if (p?.projection) {
-      u = tf.matMul(tf.mul(z, c), p.projection, false, true); // [G, L, m]
+      u = matMul(tf.mul(z, c), p.projection, false, true); // [G, L, m]
     } else {
       u = tf.reshape(this.holder.project(fn, z), [G, L, m]);
       if (p?.b) u = tf.mul(u, p.b);
@@ -451,9 +451,9 @@ class DenseExponentialMap implements FeatureMap {
         );
       }
       // ADERF / SDERF: the d×d statistics to the CPU, fitted in Float64
-      const m1 = tf.div(tf.matMul(x, x, true, false), x.shape[1]!); // [G, d, d]
+      const m1 = tf.div(matMul(x, x, true, false), x.shape[1]!); // [G, d, d]
       const yw = tf.mul(y, w);
-      const m2 = tf.div(tf.matMul(yw, y, true, false), nk);
+      const m2 = tf.div(matMul(yw, y, true, false), nk);
       const [m1d, m2d, xd, yd] = [m1, m2, xbar, ybar].map((t) => t.dataSync());
       const fits = Array.from({ length: G }, (_, g) =>
         fitDenseExponential(this.variant, {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { PositiveFeatures, type PositiveFeaturesAttrs } from './kernel-names.js';
+import { matMul } from './packed-lanes.js';
 
 /**
  * Runs the registered fused feature kernel (kernel-names.ts) with its vector-Jacobian product
@@ -51,7 +52,7 @@ function featuresVjp(
   const rowSum = tf.sum(ge, -1, true); // [G, L, 1]
   let gu: tf.Tensor = ge; // ∂/∂u'
   if (attrs.stabilizer !== 'none') {
-    const u = tf.reshape(tf.matMul(x2, p), [G, L, m]);
+    const u = tf.reshape(matMul(x2, p), [G, L, m]);
     const ue = attrs.symmetric ? tf.concat([u, tf.neg(u)], -1) : u;
     const axes = attrs.stabilizer === 'row' ? [2] : [1, 2];
     const shift = tf.max(ue, axes, true);
@@ -65,9 +66,9 @@ function featuresVjp(
   }
   const gu2 = tf.reshape(gu, [G * L, m]) as tf.Tensor2D;
   const dx = tf.sub(
-    tf.reshape(tf.matMul(gu2, p, false, true), [G, L, d]),
+    tf.reshape(matMul(gu2, p, false, true), [G, L, d]),
     tf.mul(x, tf.mul(rowSum, 2 * attrs.halfNormScale)),
   );
-  const dp = tf.matMul(x2, gu2, true, false);
+  const dp = matMul(x2, gu2, true, false);
   return [dx, dp];
 }

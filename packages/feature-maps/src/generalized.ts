@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { expBelow } from './exp-below.js';
 import { assertRole } from './exp-features.js';
 import type { FeatureMap, FeatureRole } from './feature-map.js';
+import { expBelow } from './packed-lanes.js';
 import { type Projection, ProjectionHolder } from './projection.js';
 import { assertOptions, assertTensor, shapeString } from './validate.js';
 import { describe } from './validate-number.js';

@@ -12,7 +12,6 @@ export {
   oprfRho,
   optimizedPositiveSoftmax,
 } from './dense-exponential.js';
-export { expBelow } from './exp-below.js';
 export type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
 export {
@@ -24,6 +23,7 @@ export {
   type PositiveFeaturesSpec,
   positiveFeaturesSpec,
 } from './kernel-names.js';
+export { expBelow, matMul } from './packed-lanes.js';
 export {
   hyperbolicSoftmax,
   type PositiveSoftmaxOptions,

@@ -1,5 +1,6 @@
 import type { Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from './packed-lanes.js';
 import { assertTensor, shapeString } from './validate.js';
 
 /** A projection W [m, d]: a Float64 Matrix from random-features, or a tfjs tensor (e.g. a Variable). */
@@ -93,7 +94,7 @@ export class ProjectionHolder {
     const d = this.cols;
     const x2 = tf.reshape(x, [-1, d]) as tf.Tensor2D;
     const w = this.scaledTransposed();
-    const u = tf.matMul<tf.Tensor2D>(x2, w);
+    const u = matMul(x2, w);
     if (!this.cachesOperand) w.dispose();
     return u;
   }

@@ -30,8 +30,9 @@ export function assertOptions(
   }
 }
 
-/** How a value that should have been a tensor appears in error messages. */
+/** How a value that should have been a tensor appears in error messages (a tensor: shape and dtype). */
 export function describeValue(x: unknown): string {
+  if (isTensor(x)) return `${shapeString(x.shape)} (${x.dtype})`;
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'a plain array (wrap it with tf.tensor)';
   if (ArrayBuffer.isView(x)) return `a ${x.constructor.name} (wrap it with tf.tensor)`;

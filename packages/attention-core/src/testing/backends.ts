@@ -64,3 +64,19 @@ export async function useBackend(name: string): Promise<void> {
 export function requestedBackend(): string {
   return (typeof process !== 'undefined' && process.env.KA_BACKEND) || 'cpu';
 }
+
+/** Backends whose tensors can be read synchronously (the CPU-side fits and the FFT need it). */
+export const SYNC_READ_BACKENDS: readonly string[] = ['cpu', 'wasm', 'webgl'];
+
+/**
+ * Runs `fn` in a tfjs memory scope that, unlike tf.tidy, may await (asynchronous reads are the
+ * only ones GPU backends offer in Node): every tensor made inside is disposed at the end.
+ */
+export async function scoped(fn: () => Promise<void>): Promise<void> {
+  tf.engine().startScope();
+  try {
+    await fn();
+  } finally {
+    tf.engine().endScope();
+  }
+}

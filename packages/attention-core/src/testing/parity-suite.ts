@@ -19,6 +19,7 @@ import { relationAwareAttention } from '../relation-aware-attention.js';
 import { rpeFavorAttention } from '../rpe-favor-attention.js';
 import { softmaxAttention } from '../softmax-attention.js';
 import { defaultToeplitzMethod, toeplitzMatmul } from '../toeplitz.js';
+import { scoped } from './backends.js';
 import { runPropertySuite } from './property-suite.js';
 import {
   type Array4,
@@ -114,19 +115,6 @@ function positive4(shape: [number, number, number, number], seed: number): tf.Te
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;
 const read = async (t: tf.Tensor) => Array.from(await t.data());
-
-/**
- * Runs `fn` in a tfjs memory scope that, unlike tf.tidy, may await (asynchronous reads are the
- * only ones GPU backends offer in Node): every tensor made inside is disposed at the end.
- */
-async function scoped(fn: () => Promise<void>): Promise<void> {
-  tf.engine().startScope();
-  try {
-    await fn();
-  } finally {
-    tf.engine().endScope();
-  }
-}
 
 /** Runs `fn` and checks that it returns one tensor and leaves no other tensor behind. */
 export function expectNoLeak<T extends tf.Tensor>(fn: () => T): T {

@@ -22,6 +22,7 @@ import { clippedRelativePositions, relationAwareAttention } from '../relation-aw
 import { rpeFavorAttention } from '../rpe-favor-attention.js';
 import { softmaxAttention } from '../softmax-attention.js';
 import { toeplitzMatmul } from '../toeplitz.js';
+import { SYNC_READ_BACKENDS } from './backends.js';
 
 /**
  * Property-based checks of every public op (fast-check, a fixed seed per op, `runs` cases each;
@@ -65,9 +66,6 @@ export function propertyRuns(): number {
 
 /** Fixed seeds: one per op, so a failure names the op's own seed. */
 const SEED = 20261127;
-
-/** Backends that read tensors synchronously (the CPU-side fits and the FFT need it). */
-const SYNC_READS = ['cpu', 'wasm', 'webgl'];
 
 // ---------------------------------------------------------------------------------------------
 // Random cases
@@ -453,7 +451,7 @@ async function assertProperty<T>(
 export function runPropertySuite(opts: PropertySuiteOptions): void {
   const { backend, tolerance } = opts;
   const runs = opts.runs ?? propertyRuns();
-  const sync = SYNC_READS.includes(backend);
+  const sync = SYNC_READ_BACKENDS.includes(backend);
   const timeout = 600_000;
   const eqTol = Math.max(tolerance, 1e-4) * 5;
   // GPU backends (software-rendered here: every kernel costs a dispatch) check finiteness, shape

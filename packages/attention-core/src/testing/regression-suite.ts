@@ -14,15 +14,13 @@ import { describe, expect, it } from 'vitest';
 import { causalState, favorCausalStep } from '../causal-state.js';
 import { favorAttention } from '../favor-attention.js';
 import { rpeFavorAttention } from '../rpe-favor-attention.js';
+import { SYNC_READ_BACKENDS, scoped } from './backends.js';
 import {
   type Array4,
   maxRelativeError,
   naiveFavorAttention,
   naiveSoftmaxAttention,
 } from './reference.js';
-
-/** Backends whose tensors can be read synchronously (the CPU-side fits and the FFT need it). */
-const SYNC_READS = ['cpu', 'wasm', 'webgl'];
 
 const t4 = (rows: number[][], shape?: [number, number, number, number]) =>
   tf.tensor4d(rows.flat(), shape ?? [1, 1, rows.length, rows[0]!.length]);
@@ -59,15 +57,7 @@ async function stepped(
 
 export function runRegressionSuite(opts: { backend: string; tolerance: number }): void {
   const { backend, tolerance } = opts;
-  const sync = SYNC_READS.includes(backend);
-  const scoped = async (fn: () => Promise<void>) => {
-    tf.engine().startScope();
-    try {
-      await fn();
-    } finally {
-      tf.engine().endScope();
-    }
-  };
+  const sync = SYNC_READ_BACKENDS.includes(backend);
 
   describe(`regressions on ${backend}`, () => {
     it('causal outputs depend on future keys: out[1] is the same whatever key 2 is, for every stabilized map and in rpeFavorAttention', async () => {
