@@ -33,10 +33,9 @@ export function matMul<T extends tf.Tensor>(
     return tf.matMul(a, b, transposeA, transposeB) as unknown as T;
   }
   const axisB = transposeB ? b.rank - 1 : b.rank - 2;
+  // one zero slice appended by concat (tfjs-webgl's pad programs stop at rank 4; concat works
+  // on any rank)
   const padAt = (x: tf.Tensor, axis: number) =>
-    tf.pad(
-      x,
-      x.shape.map((_, i) => (i === axis ? [0, 1] : [0, 0]) as [number, number]),
-    );
+    tf.concat([x, tf.zeros(x.shape.map((n, i) => (i === axis ? 1 : n)))], axis);
   return tf.matMul(padAt(a, axisA), padAt(b, axisB), transposeA, transposeB) as unknown as T;
 }
