@@ -30,6 +30,7 @@ export {
   type SafetensorsTensor,
   writeSafetensors,
 } from './safetensors.js';
+export { type CharTokenizer, charTokenizer, encodeDocuments } from './text/char-tokenizer.js';
 export { type CopyTaskOptions, copyTaskBatch, weightedAccuracy } from './train/tasks.js';
 export {
   type TrainBatch,

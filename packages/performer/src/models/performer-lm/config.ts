@@ -7,8 +7,16 @@ export interface PerformerLMConfig {
   heads: number;
   /** Per-head size (default dim / heads). */
   dimHead?: number;
-  /** Random features per head (m). */
+  /** Random vectors ω per head (m): the rows of each layer's projection. */
   nbFeatures: number;
+  /**
+   * The attention kernel's features (FAVOR attention only): 'positive' (default) — FAVOR+'s
+   * positive random features of the softmax kernel, nbFeatures of them; 'hyperbolic' — the
+   * lower-variance cosh variant of the same estimator, 2·nbFeatures features; 'relu' —
+   * Performer-ReLU (generalized attention with f = ReLU on the projected inputs, the paper's other
+   * variant; not an estimate of softmax).
+   */
+  kernel?: 'positive' | 'hyperbolic' | 'relu';
   /** Feed-forward width multiplier (default 4). */
   ffMult?: number;
   /** Causal language model (default true). */
@@ -81,7 +89,18 @@ export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig 
     stabilizer: c.stabilizer ?? 'exact',
     denominatorEps: c.denominatorEps ?? 0,
     attention: c.attention ?? 'favor',
+    kernel: c.kernel ?? 'positive',
   };
+  if (r.kernel !== 'positive' && r.kernel !== 'hyperbolic' && r.kernel !== 'relu') {
+    throw new RangeError(
+      `${fn}: config.kernel must be 'positive', 'hyperbolic' or 'relu', got ${JSON.stringify(c.kernel)}`,
+    );
+  }
+  if (r.stabilizer === 'performer-pytorch' && r.kernel !== 'positive') {
+    throw new RangeError(
+      `${fn}: config.stabilizer 'performer-pytorch' applies to the 'positive' kernel only, got kernel '${r.kernel}'`,
+    );
+  }
   if (r.stabilizer !== 'exact' && r.stabilizer !== 'performer-pytorch') {
     throw new RangeError(
       `${fn}: config.stabilizer must be 'exact' or 'performer-pytorch', got ${JSON.stringify(c.stabilizer)}`,

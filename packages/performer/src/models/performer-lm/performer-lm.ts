@@ -5,7 +5,12 @@ import {
   favorCausalStep,
   softmaxAttention,
 } from '@kernel-attention/core';
-import { type FeatureMap, positiveSoftmax } from '@kernel-attention/feature-maps';
+import {
+  type FeatureMap,
+  generalized,
+  hyperbolicSoftmax,
+  positiveSoftmax,
+} from '@kernel-attention/feature-maps';
 import { createRng, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { applyRotary, dense, gelu, layerNorm, rotateEveryTwo } from '../../ops.js';
@@ -277,16 +282,7 @@ export class PerformerLM {
       let h = this.embed(ids, 0, rows.flat());
       this.weights.layers.forEach((l, i) => {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
-        const { causal, denominatorEps } = this.config;
-        const o =
-          this.config.attention === 'softmax'
-            ? softmaxAttention(q, k, v, { causal, mask: maskTensor })
-            : favorAttention(q, k, v, {
-                featureMap: this.featureMaps[i]!,
-                causal,
-                mask: maskTensor,
-                denominatorEps: causal ? denominatorEps : 0,
-              });
+        const o = this.attend(i, q, k, v, maskTensor);
         h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(o), l.wo, l.bo)));
       });
       return out(h);
@@ -294,6 +290,65 @@ export class PerformerLM {
     ids.dispose();
     if (maskTensor !== undefined && maskTensor !== mask) maskTensor.dispose();
     return result;
+  }
+
+  /**
+   * The attention inputs of every layer on `tokens` [B][N]: per layer q, k [B, heads, N, dimHead]
+   * (rotary positions applied, as attention sees them) and v — what the model's attention actually
+   * attends with, for studying real attention (e.g. an estimator's error against exact softmax on
+   * a trained model's heads). The caller disposes the tensors.
+   */
+  attentionInputs(
+    tokens: number[][] | tf.Tensor2D,
+  ): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D }[] {
+    const fn = 'PerformerLM.attentionInputs';
+    const rows = this.tokenRows(fn, tokens);
+    const [B, N] = [rows.length, rows[0]!.length];
+    const ids = tf.tensor2d(rows, [B, N], 'int32');
+    const layers: { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D }[] = [];
+    try {
+      tf.tidy(() => {
+        let h = this.embed(ids, 0, rows.flat());
+        this.weights.layers.forEach((l, i) => {
+          const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
+          layers.push({
+            q: tf.keep(q) as tf.Tensor4D,
+            k: tf.keep(k) as tf.Tensor4D,
+            v: tf.keep(v) as tf.Tensor4D,
+          });
+          if (i === this.weights.layers.length - 1) return;
+          h = this.feedForward(
+            l,
+            tf.add(h, dense(this.mergeHeads(this.attend(i, q, k, v)), l.wo, l.bo)),
+          );
+        });
+      });
+    } catch (e) {
+      for (const x of layers) tf.dispose([x.q, x.k, x.v]);
+      throw e;
+    } finally {
+      ids.dispose();
+    }
+    return layers;
+  }
+
+  /** Layer i's attention (the model's own kind: FAVOR or exact softmax). */
+  private attend(
+    i: number,
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    mask?: tf.Tensor2D,
+  ): tf.Tensor {
+    const { causal, denominatorEps } = this.config;
+    return this.config.attention === 'softmax'
+      ? softmaxAttention(q, k, v, { causal, mask })
+      : favorAttention(q, k, v, {
+          featureMap: this.featureMaps[i]!,
+          causal,
+          mask,
+          denominatorEps: causal ? denominatorEps : 0,
+        });
   }
 
   /**
@@ -511,9 +566,9 @@ export class PerformerLM {
 
   /** One empty recurrent state per layer (batch 1). */
   private decodingStates(): CausalState[] {
-    const { heads, dimHead, nbFeatures } = this.config;
-    return this.weights.layers.map(() =>
-      causalState({ batch: 1, heads, numFeatures: nbFeatures, valueDim: dimHead }),
+    const { heads, dimHead } = this.config;
+    return this.featureMaps.map((f) =>
+      causalState({ batch: 1, heads, numFeatures: f.numFeatures, valueDim: dimHead }),
     );
   }
 
@@ -571,11 +626,14 @@ export class PerformerLM {
     this.featureMaps = projections.map((p) => this.featureMapOf(p));
   }
 
-  /** The positive feature map of one layer, with the configured eps and stabilizer. */
+  /** The feature map of one layer: the configured kernel, eps and stabilizer. */
   private featureMapOf(projection: Matrix): FeatureMap & { dispose(): void } {
+    const { kernel, featureEps: eps } = this.config;
+    if (kernel === 'relu') return generalized({ fn: 'relu', projection });
+    if (kernel === 'hyperbolic') return hyperbolicSoftmax({ projection, eps });
     return positiveSoftmax({
       projection,
-      eps: this.config.featureEps,
+      eps,
       ...(this.config.stabilizer === 'performer-pytorch'
         ? { compatibility: 'performer-pytorch' as const }
         : {}),

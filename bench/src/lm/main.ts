@@ -1,0 +1,31 @@
+/**
+ * `pnpm bench:lm [experiment] [models…] [--steps N]`: the language-model experiments on the
+ * fortunes corpus (run `pnpm data` first). Experiments: train (each model from scratch), speed
+ * (training and inference tokens/s at L = 512 … 4096), swap (the trained Transformer run as a
+ * Performer, then fine-tuned), attention (estimators on the trained Transformer's real attention).
+ * Without an experiment, all of them in that order. Results: bench/results/lm-fortunes/.
+ */
+import '@tensorflow/tfjs'; // gradient functions (and the cpu backend)
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import { MODEL_NAMES, trainModel } from './train.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const steps = flag('--steps');
+const [experiment = 'all', ...names] = args;
+await tf.setBackend('wasm');
+await tf.ready();
+
+const run = async (what: string) => experiment === 'all' || experiment === what;
+if (await run('train')) {
+  for (const name of names.length ? names : MODEL_NAMES) {
+    await trainModel(name, steps ? Number(steps) : undefined);
+  }
+}
