@@ -8,6 +8,9 @@
 import '@tensorflow/tfjs'; // gradient functions (and the cpu backend)
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { attentionExperiment } from './attention.js';
+import { speedCell, speedExperiment } from './speed.js';
+import { swapExperiment } from './swap.js';
 import { MODEL_NAMES, trainModel } from './train.js';
 
 const args = process.argv.slice(2);
@@ -29,3 +32,9 @@ if (await run('train')) {
     await trainModel(name, steps ? Number(steps) : undefined);
   }
 }
+if (experiment === 'speed-cell') {
+  console.log(JSON.stringify(await speedCell(names[0]!, Number(names[1]))));
+}
+if (await run('speed')) speedExperiment();
+if (await run('swap')) await swapExperiment();
+if (await run('attention')) await attentionExperiment();

@@ -1,4 +1,10 @@
 export {
+  type EvaluateKernelOptions,
+  evaluateKernel,
+  type HeadEvaluation,
+  type KernelEvaluation,
+} from './evaluate/evaluate-kernel.js';
+export {
   PerformerAttention,
   type PerformerAttentionArgs,
   PerformerBlock,
@@ -15,12 +21,20 @@ export {
 } from './models/performer-lm/config.js';
 export {
   type GenerateOptions,
+  type LayerFeatureMap,
   type PerformerLayerWeights,
   PerformerLM,
   type PerformerLMWeights,
 } from './models/performer-lm/performer-lm.js';
 export { MODEL_TYPES, type ModelType } from './models/registry.js';
 export { SoftmaxTransformer } from './models/softmax-transformer/softmax-transformer.js';
+export {
+  loadHeldOutDocuments,
+  loadPretrained,
+  PRETRAINED_MODELS,
+  type PretrainedModelName,
+  splitDocuments,
+} from './pretrained/pretrained.js';
 export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';
 export {
   MAX_HEADER_BYTES,

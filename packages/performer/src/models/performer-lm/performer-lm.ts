@@ -77,8 +77,11 @@ export interface GenerateOptions {
 export class PerformerLM {
   readonly config: ResolvedConfig;
   readonly weights: PerformerLMWeights;
-  private featureMaps: (FeatureMap & { dispose(): void })[];
+  private featureMaps: (FeatureMap & { dispose?(): void })[];
   private readonly rotateMatrix: tf.Tensor2D | null;
+
+  /** A researcher's own feature maps (withFeatureMap), or null for the configured kernel. */
+  private readonly customFeatureMap: LayerFeatureMap | null;
 
   /** False for a model made by withAttention(): it shares (and does not free) the weights. */
   private readonly ownsWeights: boolean;
@@ -86,12 +89,13 @@ export class PerformerLM {
   constructor(
     config: PerformerLMConfig,
     weights: PerformerLMWeights,
-    opts: { ownsWeights?: boolean } = {},
+    opts: { ownsWeights?: boolean; featureMap?: LayerFeatureMap } = {},
   ) {
     this.ownsWeights = opts.ownsWeights ?? true;
     this.config = resolveConfig('PerformerLM', config);
     this.weights = weights;
-    this.featureMaps = weights.layers.map((l) => this.featureMapOf(l.projection));
+    this.customFeatureMap = opts.featureMap ?? null;
+    this.featureMaps = weights.layers.map((l, i) => this.featureMapOf(l.projection, i));
     this.rotateMatrix = this.config.rotary ? tf.keep(rotateEveryTwo(this.config.dimHead)) : null;
   }
 
@@ -595,6 +599,35 @@ export class PerformerLM {
     return new PerformerLM({ ...this.config, attention }, this.weights, { ownsWeights: false });
   }
 
+  /**
+   * The same weights with FAVOR attention through your own feature map: `featureMap(layer,
+   * projection)` gives layer `layer`'s map (the layer's current projection [nbFeatures, dimHead]
+   * is there to use or to ignore; it is called again after setProjections). The models share
+   * their weight tensors, as with withAttention; the new model's dispose() frees the maps it made.
+   *
+   * @example
+   * ```ts
+   * import { generalized } from '@kernel-attention/feature-maps';
+   * import { PerformerLM } from '@kernel-attention/performer';
+   * const model = PerformerLM.create({ numTokens: 8, maxSeqLen: 16, dim: 16, depth: 2, heads: 2, nbFeatures: 8 });
+   * const relu = model.withFeatureMap((layer, projection) => generalized({ fn: 'relu', projection }));
+   * relu.logits([[1, 2, 3]]).print();
+   * relu.dispose();
+   * model.dispose();
+   * ```
+   */
+  withFeatureMap(featureMap: LayerFeatureMap): PerformerLM {
+    if (typeof featureMap !== 'function') {
+      throw new TypeError(
+        `PerformerLM.withFeatureMap: featureMap must be a function (layer, projection) => FeatureMap, got ${featureMap === null ? 'null' : typeof featureMap}`,
+      );
+    }
+    return new PerformerLM({ ...this.config, attention: 'favor' }, this.weights, {
+      ownsWeights: false,
+      featureMap,
+    });
+  }
+
   /** The FAVOR+ projections in force, one [nbFeatures, dimHead] per layer. */
   get projections(): Matrix[] {
     return this.weights.layers.map((l) => l.projection);
@@ -619,15 +652,24 @@ export class PerformerLM {
         );
       }
     });
-    for (const f of this.featureMaps) f.dispose();
+    for (const f of this.featureMaps) f.dispose?.();
     projections.forEach((p, i) => {
       this.weights.layers[i]!.projection = p;
     });
-    this.featureMaps = projections.map((p) => this.featureMapOf(p));
+    this.featureMaps = projections.map((p, i) => this.featureMapOf(p, i));
   }
 
   /** The feature map of one layer: the configured kernel, eps and stabilizer. */
-  private featureMapOf(projection: Matrix): FeatureMap & { dispose(): void } {
+  private featureMapOf(projection: Matrix, layer: number): FeatureMap & { dispose?(): void } {
+    if (this.customFeatureMap !== null) {
+      const map = this.customFeatureMap(layer, projection);
+      if (typeof map !== 'object' || map === null || typeof map.features !== 'function') {
+        throw new TypeError(
+          `PerformerLM: the featureMap function must return a FeatureMap (with features(x, role)) for layer ${layer}, got ${map === null ? 'null' : typeof map}`,
+        );
+      }
+      return map;
+    }
     const { kernel, featureEps: eps } = this.config;
     if (kernel === 'relu') return generalized({ fn: 'relu', projection });
     if (kernel === 'hyperbolic') return hyperbolicSoftmax({ projection, eps });
@@ -694,11 +736,17 @@ export class PerformerLM {
   }
 
   dispose(): void {
-    for (const f of this.featureMaps) f.dispose();
+    for (const f of this.featureMaps) f.dispose?.();
     this.rotateMatrix?.dispose();
     if (this.ownsWeights) tf.dispose(this.weightTensors());
   }
 }
+
+/** Layer `layer`'s feature map, given its projection [nbFeatures, dimHead] (see withFeatureMap). */
+export type LayerFeatureMap = (
+  layer: number,
+  projection: Matrix,
+) => FeatureMap & { dispose?(): void };
 
 /** A trainable variable from an initializer, without keeping the initial tensor alive. */
 function variable(init: () => tf.Tensor): tf.Variable {

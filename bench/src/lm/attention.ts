@@ -1,0 +1,201 @@
+/**
+ * Experiment 3: random-feature estimators on real attention — the q, k, v of every head of every
+ * layer of the trained Transformer, on held-out text (test split). For each map and option, m and
+ * direction: the relative output error ‖out − exact‖_F / ‖exact‖_F per head against exact softmax
+ * attention, averaged over seeds, next to the mean(v) baseline (every query predicts the mean of the
+ * values it may see). Writes bench/results/lm-fortunes/attention.json.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { favorAttention, softmaxAttention } from '@kernel-attention/core';
+import {
+  denseExponentialSoftmax,
+  type FeatureMap,
+  generalized,
+  hyperbolicSoftmax,
+  optimizedPositiveSoftmax,
+  positiveSoftmax,
+  trigSoftmax,
+} from '@kernel-attention/feature-maps';
+import { PerformerLM } from '@kernel-attention/performer';
+import { gaussianIid, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
+import * as tf from '@tensorflow/tfjs-core';
+import { CHECKPOINTS, windows, writeResults } from './common.js';
+
+type MapFactory = (w: Matrix) => FeatureMap & { dispose?(): void };
+/** name → factory; `causal: false` marks maps whose fit reads the whole sequence */
+export const ESTIMATORS: Record<string, { make: MapFactory; shrinkage?: boolean; iid?: boolean }> =
+  {
+    positive: { make: (w) => positiveSoftmax({ projection: w, eps: 0 }) },
+    'positive eps 1e-4': { make: (w) => positiveSoftmax({ projection: w, eps: 1e-4 }) },
+    'positive IID': { make: (w) => positiveSoftmax({ projection: w, eps: 0 }), iid: true },
+    'positive + shrinkage': {
+      make: (w) => positiveSoftmax({ projection: w, eps: 0 }),
+      shrinkage: true,
+    },
+    hyperbolic: { make: (w) => hyperbolicSoftmax({ projection: w, eps: 0 }) },
+    'hyperbolic + shrinkage': {
+      make: (w) => hyperbolicSoftmax({ projection: w, eps: 0 }),
+      shrinkage: true,
+    },
+    trig: { make: (w) => trigSoftmax({ projection: w }) },
+    OPRF: { make: (w) => optimizedPositiveSoftmax({ projection: w }) },
+    'OPRF antithetic': {
+      make: (w) => optimizedPositiveSoftmax({ projection: w, antithetic: true }),
+    },
+    SADERF: { make: (w) => denseExponentialSoftmax({ variant: 'saderf', projection: w }) },
+    ADERF: { make: (w) => denseExponentialSoftmax({ variant: 'aderf', projection: w }) },
+    SDERF: { make: (w) => denseExponentialSoftmax({ variant: 'sderf', projection: w }) },
+    'SDERF antithetic': {
+      make: (w) => denseExponentialSoftmax({ variant: 'sderf', projection: w, antithetic: true }),
+    },
+    // not an estimator of softmax: Performer-ReLU's kernel, for reference
+    'ReLU (not softmax)': { make: (w) => generalized({ fn: 'relu', projection: w }) },
+  };
+
+const quick = process.env.KA_LM_QUICK === '1'; // a smoke run: one m, one seed
+const MS = quick ? [256] : [64, 128, 256, 512];
+const SEEDS = quick ? [0] : [0, 1, 2];
+const LENGTH = 512;
+const WINDOWS = 4;
+
+interface HeadRow {
+  layer: number;
+  head: number;
+  /** mean(v) baseline's error */
+  baseline: number;
+  /** exact attention's entropy in nats, mean over queries (uniform over L keys: ln L) */
+  entropy: number;
+}
+
+function relErrPerHead(a: tf.Tensor, b: tf.Tensor): number[] {
+  // [B, H, L, dv] → per head over (B, L, dv)
+  return tf.tidy(() => {
+    const num = tf.sqrt(tf.sum(tf.square(tf.sub(a, b)), [0, 2, 3]));
+    const den = tf.sqrt(tf.sum(tf.square(b), [0, 2, 3]));
+    return Array.from(tf.div(num, den).dataSync());
+  });
+}
+
+/** Every query's mean of the values it may see: all of them, or (causal) those up to it. */
+function meanV(v: tf.Tensor4D, causal: boolean): tf.Tensor {
+  return tf.tidy(() => {
+    if (!causal) return tf.broadcastTo(tf.mean(v, 2, true), v.shape);
+    const L = v.shape[2];
+    const counts = tf.reshape(tf.range(1, L + 1), [1, 1, L, 1]);
+    return tf.div(tf.cumsum(v, 2), counts);
+  });
+}
+
+function entropyPerHead(q: tf.Tensor4D, k: tf.Tensor4D, causal: boolean): number[] {
+  return tf.tidy(() => {
+    const d = q.shape[3];
+    let s = tf.div(tf.matMul(q, k, false, true), Math.sqrt(d));
+    if (causal) {
+      const L = q.shape[2];
+      const mask = tf.linalg.bandPart(tf.ones([L, L]), -1, 0);
+      s = tf.add(s, tf.mul(tf.sub(1, mask), -1e9));
+    }
+    const logp = tf.sub(s, tf.logSumExp(s, -1, true));
+    const h = tf.neg(tf.sum(tf.mul(tf.exp(logp), logp), -1)); // [B, H, L]
+    return Array.from(tf.mean(h, [0, 2]).dataSync());
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+};
+
+export async function attentionExperiment(source = 'transformer'): Promise<void> {
+  const model = PerformerLM.fromSafetensors(
+    readFileSync(join(CHECKPOINTS, `${source}.safetensors`)),
+  );
+  const data = windows('test', LENGTH, WINDOWS);
+  const layers = model.attentionInputs(data.inputs);
+  const { heads } = model.config;
+  const results: {
+    estimator: string;
+    m: number;
+    causal: boolean;
+    /** per head (layer-major), mean over seeds */
+    errors: number[];
+    median: number;
+    medianRatioToBaseline: number;
+  }[] = [];
+  const headRows: Record<'bidirectional' | 'causal', HeadRow[]> = { bidirectional: [], causal: [] };
+  const t0 = performance.now();
+  for (const causal of [false, true]) {
+    const exact = layers.map(({ q, k, v }) => softmaxAttention(q, k, v, { causal }));
+    const rows = headRows[causal ? 'causal' : 'bidirectional'];
+    layers.forEach(({ q, k, v }, layer) => {
+      const base = meanV(v, causal);
+      const be = relErrPerHead(base, exact[layer]!);
+      const ent = entropyPerHead(q, k, causal);
+      base.dispose();
+      for (let h = 0; h < heads; h++)
+        rows.push({ layer, head: h, baseline: be[h]!, entropy: ent[h]! });
+    });
+    const baselineMedian = median(rows.map((r) => r.baseline));
+    for (const [name, est] of Object.entries(ESTIMATORS)) {
+      if (causal && est.shrinkage) continue; // shrinkage is bidirectional only
+      for (const m of MS) {
+        const sum = new Array<number>(layers.length * heads).fill(0);
+        for (const seed of SEEDS) {
+          layers.forEach(({ q, k, v }, layer) => {
+            const dh = q.shape[3];
+            const s = 7919 * seed + 31 * layer + m;
+            const w = est.iid
+              ? gaussianIid(m, dh, { seed: s })
+              : gaussianOrthogonal(m, dh, { seed: s });
+            const phi = est.make(w);
+            const out = favorAttention(q, k, v, {
+              featureMap: phi,
+              causal,
+              ...(est.shrinkage ? { shrinkage: true } : {}),
+            });
+            relErrPerHead(out, exact[layer]!).forEach((e, h) => {
+              sum[layer * heads + h]! += e / SEEDS.length;
+            });
+            out.dispose();
+            phi.dispose?.();
+          });
+        }
+        const med = median(sum);
+        results.push({
+          estimator: name,
+          m,
+          causal,
+          errors: sum,
+          median: med,
+          medianRatioToBaseline: med / baselineMedian,
+        });
+      }
+      const last = results.filter((r) => r.estimator === name && r.causal === causal);
+      process.stderr.write(
+        `${causal ? 'causal' : 'bidir'} ${name}: ${last.map((r) => `${r.m}:${r.median.toFixed(3)}`).join(' ')} (mean(v) ${baselineMedian.toFixed(3)}; ${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
+      );
+    }
+    tf.dispose(exact);
+  }
+  for (const l of layers) tf.dispose([l.q, l.k, l.v]);
+  model.dispose();
+  const at = (name: string, causal: boolean, m = 256) =>
+    results.find((r) => r.estimator === name && r.causal === causal && r.m === m);
+  const softmaxEstimators = Object.keys(ESTIMATORS).filter((n) => !n.startsWith('ReLU'));
+  const best = (causal: boolean) =>
+    softmaxEstimators
+      .map((n) => at(n, causal))
+      .filter((r) => r !== undefined)
+      .sort((a, b) => a.median - b.median)[0]!;
+  writeResults('attention', {
+    source: `${source} (trained on fortunes, bench/results/lm-fortunes/train-${source}.json)`,
+    data: `${WINDOWS} windows of ${LENGTH} characters of the test split; every layer and head`,
+    setup: `error = ‖out − exact‖_F / ‖exact‖_F per head, mean over ${SEEDS.length} seeds of the projection; m = projection rows (hyperbolic, trig and antithetic maps have 2m features); mean(v): each query predicts the mean of the values it may see`,
+    backend: `${tf.getBackend()} (tfjs 4.22)`,
+    heads: headRows,
+    results,
+    best: { bidirectional: best(false), causal: best(true) },
+  });
+}
