@@ -9,9 +9,18 @@ export interface DemoOptions {
   seed: number;
   batch: number;
   runs: number;
-  /** Standard deviation of the entries of q and k. */
+  /** Standard deviation of the entries of q and k (Gaussian inputs). */
   scale: number;
+  /**
+   * 'text' (default): q, k, v of one layer of the pretrained fortunes Performer on held-out text —
+   * real attention (4 heads of 32); 'gaussian': q, k ~ N(0, scale²), v ~ N(0, 1).
+   */
+  inputs: 'text' | 'gaussian';
+  /** The pretrained model's layer whose attention inputs are used (text inputs). */
+  layer: number;
   help: boolean;
+  /** Flags given on the command line (to tell a default from a choice). */
+  given: string[];
 }
 
 export const DEFAULTS: DemoOptions = {
@@ -25,15 +34,23 @@ export const DEFAULTS: DemoOptions = {
   batch: 1,
   runs: 3,
   scale: 0.35,
+  inputs: 'text',
+  layer: 1,
   help: false,
+  given: [],
 };
+
+/** Flags that shape Gaussian inputs only. */
+export const GAUSSIAN_ONLY = ['--heads', '--head-dim', '--scale', '--batch'] as const;
 
 export const HELP = `ka-demo — FAVOR+ against exact softmax attention, over a range of lengths
 
 Prints, for each length L: the relative error of FAVOR+'s output against exact attention, the
-time of each (median of --runs), and the speed-up. Inputs are q, k ~ N(0, scale²), v ~ N(0, 1).
-For scale, the error of the trivial baseline that predicts mean(v) for every query is shown too:
-FAVOR+ (m = 256) beats it for scale ≈ 0.25–0.35 (see docs/guides/accuracy.md).
+time of each (median of --runs), and the speed-up, next to the error of the trivial estimator
+that predicts mean(v) for every query. By default the inputs are real attention: the q, k, v of
+one layer of the pretrained fortunes Performer (4 heads of 32) on held-out text (consecutive
+windows of its 1024-character context for longer L). With --inputs gaussian they are
+q, k ~ N(0, scale²), v ~ N(0, 1) instead: nearly uniform attention, where mean(v) is already close.
 
 Usage: pnpm demo [options]
 
@@ -49,6 +66,9 @@ Options:
   --batch <n>             batch size (default 1, at most 64)
   --runs <n>              timed runs per measurement, the median is shown (default 3, at most 100)
   --scale <x>             standard deviation of the entries of q and k (default 0.35, at most 1000)
+  --inputs <text|gaussian>  real attention of the pretrained model (default) or Gaussian inputs;
+                          --heads, --head-dim, --batch and --scale apply to gaussian only
+  --layer <n>             the pretrained model's layer, 0 to 3 (default 1; text inputs)
   -h, --help              this help
 
 Together, batch × heads × the longest length × max(head-dim, features) may not exceed 2^27
@@ -114,6 +134,7 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const next = () => argv[++i];
+    if (flag.startsWith('--')) o.given = [...o.given, flag];
     switch (flag) {
       case '--':
         break;
@@ -174,9 +195,34 @@ export function parseArgs(argv: readonly string[]): DemoOptions {
         o.scale = x;
         break;
       }
+      case '--inputs': {
+        const v = next();
+        if (v !== 'text' && v !== 'gaussian')
+          throw new Error(`--inputs must be text or gaussian, got ${quoted(v)}`);
+        o.inputs = v;
+        break;
+      }
+      case '--layer': {
+        const v = next();
+        if (v === undefined || !/^[0-3]$/.test(v))
+          throw new Error(`--layer must be 0, 1, 2 or 3, got ${quoted(v)}`);
+        o.layer = Number(v);
+        break;
+      }
       default:
         throw new Error(`unknown option ${JSON.stringify(flag)} (see --help)`);
     }
+  }
+  if (o.inputs === 'text') {
+    const misplaced = GAUSSIAN_ONLY.filter((f) => o.given.includes(f));
+    if (misplaced.length > 0) {
+      throw new Error(
+        `${misplaced.join(', ')} shape Gaussian inputs: add --inputs gaussian (text inputs are the pretrained model's 4 heads of 32)`,
+      );
+    }
+    o.heads = 4;
+    o.headDim = 32;
+    o.batch = 1;
   }
   const longest = Math.max(...o.lengths);
   const values = o.batch * o.heads * longest * Math.max(o.headDim, o.features);

@@ -24,6 +24,8 @@ describe('demo CLI arguments', () => {
       '1',
       '--scale',
       '0.25',
+      '--inputs',
+      'gaussian',
     ]);
     expect(o).toEqual({
       ...DEFAULTS,
@@ -37,6 +39,26 @@ describe('demo CLI arguments', () => {
       batch: 3,
       runs: 1,
       scale: 0.25,
+      inputs: 'gaussian',
+      given: [
+        '--lengths',
+        '--heads',
+        '--head-dim',
+        '--features',
+        '--causal',
+        '--backend',
+        '--seed',
+        '--batch',
+        '--runs',
+        '--scale',
+        '--inputs',
+      ],
+    });
+    expect(parseArgs(['--layer', '3'])).toMatchObject({
+      inputs: 'text',
+      layer: 3,
+      heads: 4,
+      headDim: 32,
     });
     expect(parseLengths('100, 300')).toEqual([100, 300]);
     expect(parseArgs(['-h']).help).toBe(true);
@@ -55,6 +77,13 @@ describe('demo CLI arguments', () => {
       '--scale needs a positive number (at most 1000), got "-1"',
     );
     expect(() => parseArgs(['--frobnicate'])).toThrow('unknown option "--frobnicate" (see --help)');
+    expect(() => parseArgs(['--inputs', 'noise'])).toThrow(
+      '--inputs must be text or gaussian, got "noise"',
+    );
+    expect(() => parseArgs(['--layer', '4'])).toThrow('--layer must be 0, 1, 2 or 3, got "4"');
+    expect(() => parseArgs(['--heads', '2'])).toThrow(
+      '--heads shape Gaussian inputs: add --inputs gaussian',
+    );
   });
   // regression: huge or malformed values ended in a RangeError stack trace, a NaN table, seed 0
   // or exact attention at L = 65536; every flag now says its bound
@@ -69,8 +98,11 @@ describe('demo CLI arguments', () => {
       ['--lengths', Array.from({ length: 17 }, (_, i) => i + 1).join(',')],
       '--lengths may list at most 16 lengths, got 17',
     ],
-    [['--heads', '1e12'], '--heads needs a positive integer (at most 64), got "1e12"'],
-    [['--heads', '65'], '--heads must be at most 64, got 65'],
+    [
+      ['--inputs', 'gaussian', '--heads', '1e12'],
+      '--heads needs a positive integer (at most 64), got "1e12"',
+    ],
+    [['--inputs', 'gaussian', '--heads', '65'], '--heads must be at most 64, got 65'],
     [['--features', '0x10'], '--features needs a positive integer (at most 8192), got "0x10"'],
     [
       ['--scale', '1e30'],
@@ -84,7 +116,7 @@ describe('demo CLI arguments', () => {
       '--seed needs an integer between -9007199254740991 and 9007199254740991, got nothing',
     ],
     [
-      ['--batch', '64', '--heads', '64', '--lengths', '16384'],
+      ['--inputs', 'gaussian', '--batch', '64', '--heads', '64', '--lengths', '16384'],
       '--batch × --heads × the longest length × max(--head-dim, --features) = 64 × 64 × 16384 × 256',
     ],
   ])('bounds every flag: %j', (argv, message) => {
@@ -97,6 +129,7 @@ describe('runDemo', () => {
     const seen: number[] = [];
     const o = {
       ...DEFAULTS,
+      inputs: 'gaussian' as const,
       lengths: [16, 32],
       heads: 2,
       headDim: 8,

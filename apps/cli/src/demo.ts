@@ -35,11 +35,19 @@ function medianMs(runs: number, f: () => tf.Tensor): { ms: number; last: Float32
   return { ms: times[Math.floor(times.length / 2)]!, last };
 }
 
-/** Runs the comparison for every length, calling `progress` before each measurement. */
+/** Real attention inputs: q, k, v [1, heads, L, d] for a length L (see textInputs in main.ts). */
+export type InputSource = (L: number) => { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D };
+
+/**
+ * Runs the comparison for every length, calling `progress` before each measurement. `text` gives
+ * the inputs when o.inputs is 'text'.
+ */
 export function runDemo(
   o: DemoOptions,
   progress: (done: number, total: number, what: string) => void = () => {},
+  text?: InputSource,
 ): DemoRow[] {
+  if (o.inputs === 'text' && !text) throw new Error('runDemo: text inputs need an InputSource');
   const featureMap = softmaxKernelFeatures(o.headDim, o.features, { seed: o.seed });
   const rows: DemoRow[] = [];
   const total = o.lengths.length * 2;
@@ -47,11 +55,14 @@ export function runDemo(
     o.lengths.forEach((L, i) => {
       const rng = createRng(o.seed).fold(L);
       const shape = [o.batch, o.heads, L, o.headDim];
-      const [q, k, v] = [
-        gaussian(shape, rng, o.scale),
-        gaussian(shape, rng, o.scale),
-        gaussian(shape, rng, 1),
-      ];
+      const { q, k, v } =
+        o.inputs === 'text'
+          ? text!(L)
+          : {
+              q: gaussian(shape, rng, o.scale),
+              k: gaussian(shape, rng, o.scale),
+              v: gaussian(shape, rng, 1),
+            };
       progress(2 * i, total, `exact attention, L=${L}`);
       softmaxAttention(q, k, v, { causal: o.causal }).dispose(); // warm-up
       const exact = medianMs(o.runs, () => softmaxAttention(q, k, v, { causal: o.causal }));
@@ -94,7 +105,11 @@ function relativeError(approx: Float32Array, exact: Float32Array): number {
 }
 
 export function formatTable(o: DemoOptions, rows: DemoRow[]): string {
-  const head = `FAVOR+ vs exact softmax attention — ${o.causal ? 'causal' : 'bidirectional'}, backend ${o.backend}, batch ${o.batch}, ${o.heads} heads, d = ${o.headDim}, m = ${o.features}, q, k ~ N(0, ${o.scale}²), seed ${o.seed}`;
+  const inputs =
+    o.inputs === 'text'
+      ? `real attention: layer ${o.layer} of the pretrained fortunes Performer on held-out text`
+      : `q, k ~ N(0, ${o.scale}²)`;
+  const head = `FAVOR+ vs exact softmax attention — ${o.causal ? 'causal' : 'bidirectional'}, backend ${o.backend}, batch ${o.batch}, ${o.heads} heads, d = ${o.headDim}, m = ${o.features}, ${inputs}, seed ${o.seed}`;
   const lines = [
     head,
     '',

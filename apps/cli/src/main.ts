@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HELP, parseArgs } from './args.js';
 import { formatTable, runDemo } from './demo.js';
+import { textInputs } from './text-inputs.js';
 
 async function main(): Promise<number> {
   let opts: ReturnType<typeof parseArgs>;
@@ -25,12 +26,18 @@ async function main(): Promise<number> {
   await tf.ready();
   const tty = process.stderr.isTTY;
   const started = performance.now();
-  const rows = runDemo(opts, (done, total, what) => {
-    const width = 24;
-    const filled = Math.round((width * done) / total);
-    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${what} (${((performance.now() - started) / 1000).toFixed(1)} s)`;
-    process.stderr.write(tty ? `\r${bar.padEnd(78)}` : `${bar}\n`);
-  });
+  const text = opts.inputs === 'text' ? await textInputs(opts.layer) : undefined;
+  const rows = runDemo(
+    opts,
+    (done, total, what) => {
+      const width = 24;
+      const filled = Math.round((width * done) / total);
+      const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} ${what} (${((performance.now() - started) / 1000).toFixed(1)} s)`;
+      process.stderr.write(tty ? `\r${bar.padEnd(78)}` : `${bar}\n`);
+    },
+    text?.inputs,
+  );
+  text?.dispose();
   if (tty) process.stderr.write('\n');
   process.stdout.write(`${formatTable(opts, rows)}\n`);
   const bad = rows.filter((r) => ![r.relativeError, r.baselineError].every(Number.isFinite));

@@ -6,11 +6,17 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadHeldOutDocuments, loadPretrained } from '@kernel-attention/performer';
 import { type Browser, chromium, type Page } from 'playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs script without types
 import { serveSite } from '../scripts/serve.mjs';
-import { runPlayground } from '../site/.vitepress/theme/playground-core.js';
+import {
+  type PlaygroundModel,
+  playgroundModel,
+  runPlayground,
+  timeGeneration,
+} from '../site/.vitepress/theme/playground-core.js';
 import {
   DEFAULT_PARAMS,
   type PlaygroundParams,
@@ -24,6 +30,8 @@ const chromiumArgs = JSON.parse(
 
 let server: { url: string; close(): Promise<void> };
 let browser: Browser;
+/** The pretrained model in Node, for the numbers of 'text' inputs. */
+let source: PlaygroundModel;
 
 beforeAll(async () => {
   execFileSync('pnpm', ['run', 'build'], { cwd: join(repo, 'apps', 'docs'), stdio: 'pipe' });
@@ -34,9 +42,11 @@ beforeAll(async () => {
     headless: true,
   });
   mkdirSync(shots, { recursive: true });
+  source = playgroundModel(await loadPretrained(), await loadHeldOutDocuments());
 }, 600_000);
 
 afterAll(async () => {
+  source?.model.dispose();
   await browser?.close();
   await server?.close();
 });
@@ -64,13 +74,16 @@ const settled = (page: Page) =>
   );
 
 const query = (p: PlaygroundParams, backend: string) =>
-  `playground?backend=${backend}&L=${p.L}&d=${p.d}&m=${p.m}&featureMap=${p.featureMap}&orthogonal=${p.orthogonal ? 1 : 0}&causal=${p.causal ? 1 : 0}&seed=${p.seed}&scale=${p.scale}&shrinkage=${p.shrinkage ? 1 : 0}&autorun=1`;
+  `playground?backend=${backend}&inputs=${p.inputs}&layer=${p.layer}&head=${p.head}&L=${p.L}&d=${p.d}&m=${p.m}&featureMap=${p.featureMap}&orthogonal=${p.orthogonal ? 1 : 0}&causal=${p.causal ? 1 : 0}&seed=${p.seed}&scale=${p.scale}&shrinkage=${p.shrinkage ? 1 : 0}&autorun=1`;
 
 describe('the docs site', () => {
   const cases: [string, PlaygroundParams][] = [
-    ['webgpu', { ...DEFAULT_PARAMS, L: 96, d: 16, m: 64, seed: 3, causal: true }],
-    ['wasm', { ...DEFAULT_PARAMS, L: 64, d: 32, m: 64, seed: 2, shrinkage: true }],
-    ['webgl', { ...DEFAULT_PARAMS, L: 80, d: 32, m: 128, seed: 5, featureMap: 'oprf' }],
+    ['webgpu', { ...DEFAULT_PARAMS, L: 96, m: 64, seed: 3, causal: true, layer: 2, head: 1 }],
+    [
+      'wasm',
+      { ...DEFAULT_PARAMS, inputs: 'gaussian', L: 64, d: 32, m: 64, seed: 2, shrinkage: true },
+    ],
+    ['webgl', { ...DEFAULT_PARAMS, L: 80, m: 128, seed: 5, featureMap: 'oprf' }],
   ];
   it.each(cases)(
     'the playground on %s shows the numbers Node computes for the same seed, without console errors',
@@ -82,7 +95,7 @@ describe('the docs site', () => {
       expect(await page.textContent('[data-testid=detected]')).toContain(backend);
       const shown = async (id: string) =>
         Number(await page.getAttribute(`[data-testid=${id}]`, 'data-value'));
-      const node = await runPlayground(p); // Node, cpu backend, the same seed
+      const node = await runPlayground(p, source); // Node, the same inputs and seed
       for (const [id, want] of [
         ['output-error', node.outputError],
         ['matrix-error', node.matrixError],
@@ -101,6 +114,35 @@ describe('the docs site', () => {
     },
     300_000,
   );
+
+  it('the Generate tab streams the pretrained model’s text, greedy as in Node, and times both decoders', async () => {
+    const { page, errors } = await open('playground?backend=wasm&tab=generate');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=status]')?.textContent === 'ready',
+      null,
+      { timeout: 120_000 },
+    );
+    await page.fill('[data-testid=prompt]', 'Life is ');
+    await page.fill('[data-testid=new-tokens]', '24');
+    await page.click('[data-testid=compare-speed]');
+    await settled(page);
+    expect(await page.textContent('[data-testid=status]')).toBe('done');
+    const { charTokenizer } = await import('@kernel-attention/performer');
+    const prompt = [charTokenizer.boundary, ...charTokenizer.encode('Life is ')];
+    const node = await timeGeneration(source.model, prompt, 24, 'recurrent');
+    expect(await page.textContent('[data-testid=generated]')).toBe(
+      charTokenizer.decode(node.tokens.slice(1)),
+    );
+    for (const id of ['speed-recurrent', 'speed-recompute']) {
+      expect(Number(await page.textContent(`[data-testid=${id}]`))).toBeGreaterThan(0);
+    }
+    expect(
+      await page.$eval('[data-testid=gen-exact-map]', (c) => (c as HTMLCanvasElement).width),
+    ).toBe(prompt.length + 24);
+    await page.screenshot({ path: join(shots, 'playground-generate.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 300_000);
 
   it('a long sweep shows progress and can be cancelled', async () => {
     const { page, errors } = await open('playground?backend=wasm');

@@ -22,6 +22,9 @@ const BASE = {
   depth: 4,
   heads: 4,
   nbFeatures: 128,
+  // positions from rotary embeddings alone: the fixed sinusoids (norm ≈ 8) would drown the
+  // N(0, 0.02) token embeddings at the start of training
+  absolutePositions: false,
 } satisfies PerformerLMConfig;
 
 /** The models compared: the same shapes, the same initial weights (seed), the same data order. */

@@ -2,13 +2,15 @@
  * `pnpm bench:lm [experiment] [models…] [--steps N]`: the language-model experiments on the
  * fortunes corpus (run `pnpm data` first). Experiments: train (each model from scratch), speed
  * (training and inference tokens/s at L = 512 … 4096), swap (the trained Transformer run as a
- * Performer, then fine-tuned), attention (estimators on the trained Transformer's real attention).
+ * Performer, then fine-tuned), attention (estimators on the trained Transformer's real attention),
+ * publish (the best Performer to packages/performer/pretrained with its model card).
  * Without an experiment, all of them in that order. Results: bench/results/lm-fortunes/.
  */
 import '@tensorflow/tfjs'; // gradient functions (and the cpu backend)
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionExperiment } from './attention.js';
+import { publishPretrained } from './publish.js';
 import { speedCell, speedExperiment } from './speed.js';
 import { swapExperiment } from './swap.js';
 import { MODEL_NAMES, trainModel } from './train.js';
@@ -38,3 +40,4 @@ if (experiment === 'speed-cell') {
 if (await run('speed')) speedExperiment();
 if (await run('swap')) await swapExperiment();
 if (await run('attention')) await attentionExperiment();
+if (await run('publish')) publishPretrained();

@@ -33,6 +33,7 @@ export {
   loadPretrained,
   PRETRAINED_MODELS,
   type PretrainedModelName,
+  type PretrainedOptions,
   splitDocuments,
 } from './pretrained/pretrained.js';
 export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';

@@ -54,9 +54,27 @@ async function readAsset(url: URL): Promise<Uint8Array> {
  */
 export async function loadPretrained(
   name: PretrainedModelName = 'fortunes-performer',
+  opts: PretrainedOptions = {},
 ): Promise<PerformerLM> {
   const assets = assetsOf('loadPretrained', name);
-  return PerformerLM.fromSafetensors(await readAsset(assets.weights()));
+  return PerformerLM.fromSafetensors(await readAsset(urlOf(opts, assets.weights)));
+}
+
+export interface PretrainedOptions {
+  /**
+   * Where the file is, when your bundler does not copy the package's assets by itself: e.g. Vite's
+   * `import url from '@kernel-attention/performer/pretrained/fortunes-performer.safetensors?url'`.
+   */
+  url?: string | URL;
+}
+
+function urlOf(opts: PretrainedOptions, fallback: () => URL): URL {
+  if (opts === null || typeof opts !== 'object') {
+    throw new TypeError(`options must be an object, got ${opts === null ? 'null' : typeof opts}`);
+  }
+  if (opts.url === undefined) return fallback();
+  const base = (globalThis as { location?: { href: string } }).location?.href;
+  return new URL(String(opts.url), base);
 }
 
 /**
@@ -65,9 +83,10 @@ export async function loadPretrained(
  */
 export async function loadHeldOutDocuments(
   name: PretrainedModelName = 'fortunes-performer',
+  opts: PretrainedOptions = {},
 ): Promise<string[]> {
   const assets = assetsOf('loadHeldOutDocuments', name);
-  const text = new TextDecoder().decode(await readAsset(assets.heldOut()));
+  const text = new TextDecoder().decode(await readAsset(urlOf(opts, assets.heldOut)));
   return splitDocuments(text);
 }
 

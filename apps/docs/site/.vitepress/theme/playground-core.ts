@@ -13,6 +13,7 @@ import {
   positiveSoftmax,
   trigSoftmax,
 } from '@kernel-attention/feature-maps';
+import { encodeDocuments, type PerformerLM } from '@kernel-attention/performer';
 import { createRng, gaussianIid, gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PlaygroundParams } from './playground-params.js';
@@ -23,6 +24,63 @@ export * from './playground-params.js';
 function gaussians(n: number, seed: number, sigma: number): Float32Array {
   const rng = createRng(seed);
   return Float32Array.from({ length: n }, () => sigma * rng.normal());
+}
+
+/** The pretrained model and its held-out text, for real q, k, v ('text' inputs). */
+export interface PlaygroundModel {
+  model: PerformerLM;
+  /** The held-out documents as one token stream (charTokenizer ids). */
+  stream: Int32Array;
+}
+
+export function playgroundModel(model: PerformerLM, documents: string[]): PlaygroundModel {
+  return { model, stream: encodeDocuments(documents) };
+}
+
+/** Where the text window of `seed` starts in the held-out stream (the same in Node and browsers). */
+export function textOffset(source: PlaygroundModel, L: number, seed: number): number {
+  const room = Math.max(1, source.stream.length - L - 1);
+  return (seed * 7919) % room;
+}
+
+/**
+ * q, k, v [1, heads, L, dimHead] of the pretrained model's layer p.layer on the held-out text window
+ * of p.seed: head p.head (and the heads after it when heads > 1, wrapping around).
+ */
+export function textInputs(source: PlaygroundModel, p: PlaygroundParams, heads = 1) {
+  const { model, stream } = source;
+  const L = Math.min(p.L, model.config.maxSeqLen);
+  const o = textOffset(source, L, p.seed);
+  const layers = model.attentionInputs([Array.from(stream.subarray(o, o + L))]);
+  const H = model.config.heads;
+  const pick = Array.from({ length: heads }, (_, i) => (p.head + i) % H);
+  const idx = tf.tensor1d(pick, 'int32');
+  const out = tf.tidy(() => {
+    const l = layers[Math.min(p.layer, layers.length - 1)]!;
+    return {
+      q: tf.gather(l.q, idx, 1) as tf.Tensor4D,
+      k: tf.gather(l.k, idx, 1) as tf.Tensor4D,
+      v: tf.gather(l.v, idx, 1) as tf.Tensor4D,
+    };
+  });
+  idx.dispose();
+  for (const l of layers) tf.dispose([l.q, l.k, l.v]);
+  return out;
+}
+
+/** The parameters as they run: text inputs fix d to the model's head size and cap L. */
+export function effectiveParams(p: PlaygroundParams, source?: PlaygroundModel): PlaygroundParams {
+  if (p.inputs !== 'text' || !source) return p;
+  const c = source.model.config;
+  return { ...p, d: c.dimHead, L: Math.min(p.L, c.maxSeqLen) };
+}
+
+function inputsOf(p: PlaygroundParams, source: PlaygroundModel | undefined, heads = 1) {
+  if (p.inputs === 'text') {
+    if (!source) throw new Error('text inputs need the pretrained model (still loading?)');
+    return textInputs(source, p, heads);
+  }
+  return playgroundInputs(p, heads);
 }
 
 /** q, k [1, heads, L, d] with entries N(0, scale²), v with N(0, 1), all from `seed`. */
@@ -75,8 +133,12 @@ const frobRatio = (a: tf.Tensor, b: tf.Tensor) =>
   tf.tidy(() => tf.div(tf.norm(tf.sub(a, b)), tf.norm(b)));
 
 /** One head: the two attention matrices and the relative errors, on the active backend. */
-export async function runPlayground(p: PlaygroundParams): Promise<PlaygroundResult> {
-  const { q, k, v } = playgroundInputs(p);
+export async function runPlayground(
+  params: PlaygroundParams,
+  source?: PlaygroundModel,
+): Promise<PlaygroundResult> {
+  const p = effectiveParams(params, source);
+  const { q, k, v } = inputsOf(p, source);
   const phi = playgroundFeatureMap(p);
   try {
     const t = tf.tidy(() => {
@@ -105,7 +167,10 @@ export async function runPlayground(p: PlaygroundParams): Promise<PlaygroundResu
       const z = tf.sum(raw, -1, true);
       const safe = tf.where(tf.greater(tf.abs(z), 1e-30), z, tf.onesLike(z));
       const approx = tf.div(raw, safe);
-      const meanV = tf.broadcastTo(tf.mean(v, 2, true), v.shape);
+      // the trivial estimator: each query predicts the mean of the values it may see
+      const meanV = p.causal
+        ? tf.div(tf.cumsum(v, 2), tf.reshape(tf.range(1, p.L + 1), [1, 1, p.L, 1]))
+        : tf.broadcastTo(tf.mean(v, 2, true), v.shape);
       return {
         exact: tf.reshape(exact, [p.L * p.L]),
         approx: tf.reshape(approx, [p.L * p.L]),
@@ -132,7 +197,7 @@ export async function runPlayground(p: PlaygroundParams): Promise<PlaygroundResu
 
 /** Median time (ms) of FAVOR+ on [1, 4, L, d] on the active backend (after one warm-up). */
 export async function timeFavor(p: PlaygroundParams, runs = 3): Promise<number> {
-  const { q, k, v } = playgroundInputs(p, 4);
+  const { q, k, v } = playgroundInputs({ ...p, inputs: 'gaussian' }, 4);
   const phi = playgroundFeatureMap(p);
   const once = async () => {
     const t0 = performance.now();
@@ -151,4 +216,44 @@ export async function timeFavor(p: PlaygroundParams, runs = 3): Promise<number> 
     tf.dispose([q, k, v]);
     phi.dispose();
   }
+}
+
+/** Generation timings of one run: tokens per second after the prompt. */
+export interface GenerationTiming {
+  tokens: number[];
+  tokensPerSecond: number;
+}
+
+/**
+ * Greedy continuation with the recurrent state (`generate`: constant work per token) or by
+ * recomputing the whole prefix for every new token (what a softmax Transformer without a KV cache
+ * does): the same tokens, different costs. `onToken` sees each new token.
+ */
+export async function timeGeneration(
+  model: PerformerLM,
+  prompt: number[],
+  maxNewTokens: number,
+  how: 'recurrent' | 'recompute',
+  onToken?: (token: number) => void | Promise<void>,
+): Promise<GenerationTiming> {
+  const t0 = performance.now();
+  let tokens: number[];
+  if (how === 'recurrent') {
+    tokens = await model.generate(prompt, { maxNewTokens, onToken: (t) => void onToken?.(t) });
+  } else {
+    tokens = [...prompt];
+    const limit = Math.min(model.config.maxSeqLen, prompt.length + maxNewTokens);
+    while (tokens.length < limit) {
+      const logits = model.logits([tokens]);
+      const last = tf.tidy(() =>
+        tf.argMax(tf.slice(logits, [0, tokens.length - 1, 0], [1, 1, -1]), -1),
+      );
+      const next = (await last.data())[0]!;
+      tf.dispose([logits, last]);
+      tokens.push(next);
+      await onToken?.(next);
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { tokens, tokensPerSecond: (tokens.length - prompt.length) / seconds };
 }

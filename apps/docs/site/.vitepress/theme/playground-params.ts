@@ -11,7 +11,20 @@ export const FEATURE_MAPS = [
 ] as const;
 export type PlaygroundMap = (typeof FEATURE_MAPS)[number];
 
+/** Where q, k, v come from: a trained model's heads on held-out text, or random Gaussians. */
+export const INPUT_SOURCES = ['text', 'gaussian'] as const;
+export type InputSource = (typeof INPUT_SOURCES)[number];
+
 export interface PlaygroundParams {
+  /**
+   * 'text' (default): the q, k, v of one head of the pretrained fortunes model on held-out text —
+   * real, peaked attention. 'gaussian': q, k ~ N(0, σ²), v ~ N(0, 1) — nearly uniform attention
+   * at small σ, where predicting mean(v) is already close.
+   */
+  inputs: InputSource;
+  /** Layer and head of the pretrained model ('text' inputs). */
+  layer: number;
+  head: number;
   /** Sequence length. */
   L: number;
   /** Head size (queries, keys and values). */
@@ -29,6 +42,9 @@ export interface PlaygroundParams {
 }
 
 export const DEFAULT_PARAMS: PlaygroundParams = {
+  inputs: 'text',
+  layer: 1,
+  head: 0,
   L: 128,
   d: 32,
   m: 64,
@@ -50,7 +66,13 @@ export function paramsFromQuery(search: string): PlaygroundParams {
     return ok ? v : (DEFAULT_PARAMS[key] as number);
   };
   const map = q.get('featureMap');
+  const inputs = q.get('inputs');
   return {
+    inputs: INPUT_SOURCES.includes(inputs as InputSource)
+      ? (inputs as InputSource)
+      : DEFAULT_PARAMS.inputs,
+    layer: num('layer', 0, 3),
+    head: num('head', 0, 3),
     L: num('L', 2, 16384),
     d: num('d', 2, 256),
     m: num('m', 2, 4096),
