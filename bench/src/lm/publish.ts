@@ -29,6 +29,18 @@ export function publishPretrained(): void {
   const candidates = ['favor-positive', 'favor-hyperbolic']
     .map((name) => readResults<TrainResult>(`train-${name}`))
     .filter((r): r is TrainResult => r !== null && r.done);
+  // the Transformer converted to FAVOR+ and fine-tuned (experiment 2) is a candidate too
+  const swap = readResults<{ curve: CurvePoint[]; fineTune: { steps: number } }>('swap');
+  const transformer = readResults<TrainResult>('train-transformer');
+  if (swap && transformer?.done && swap.curve.at(-1)?.step === swap.fineTune.steps) {
+    candidates.push({
+      ...transformer,
+      model: 'transformer-to-favor',
+      config: { ...transformer.config, attention: 'favor' },
+      curve: swap.curve,
+      seconds: undefined,
+    });
+  }
   if (candidates.length === 0) throw new Error('no finished FAVOR+ training run to publish');
   const best = candidates.sort(
     (a, b) => a.curve.at(-1)!.validationBpc - b.curve.at(-1)!.validationBpc,
@@ -46,10 +58,19 @@ export function publishPretrained(): void {
     documents: Record<string, number>;
     characters: Record<string, number>;
   };
+  const converted = best.model === 'transformer-to-favor';
+  const history = converted
+    ? `Trained as a softmax Transformer (exact attention, the same shapes) for ${TRAIN.steps} steps, then run with FAVOR+ attention on the same weights and fine-tuned for ${swap!.fineTune.steps} steps at learning rate ${TRAIN.learningRate / 4} — the paper's backwards-compatible route, which gave a lower validation loss here than training with FAVOR+ from scratch for the same steps (see the real-data page).`
+    : `Trained from scratch with FAVOR+ attention for ${TRAIN.steps} steps.`;
+  const reproduce = converted
+    ? 'pnpm data && pnpm bench:lm train transformer && pnpm bench:lm swap'
+    : `pnpm data && pnpm bench:lm train ${best.model}`;
   const card = {
     name: 'fortunes-performer',
     trainedAs: best.model,
-    config: best.config,
+    history,
+    reproduce,
+    config: { ...best.config, attention: 'favor' },
     parameters,
     bitsPerChar: { validation, test },
     training: {
@@ -70,6 +91,8 @@ export function publishPretrained(): void {
 
 function modelCard(c: {
   trainedAs: string;
+  history: string;
+  reproduce: string;
   config: Record<string, unknown>;
   parameters: number;
   bitsPerChar: { validation: number; test: number };
@@ -87,7 +110,7 @@ that the library's examples, playground and kernel evaluations run on real atten
 | | |
 |---|---|
 | Architecture | PerformerLM: ${cfg.depth} layers, d_model ${cfg.dim}, ${cfg.heads} heads of ${cfg.dimHead}, feed-forward ×${cfg.ffMult}, rotary positions, pre-norm, causal |
-| Attention | FAVOR+ with ${cfg.kernel} random features (${cfg.nbFeatures} per head, orthogonal, redrawn every ${c.training.redrawEvery} training steps), exactly causal stabilizers |
+| Attention | FAVOR+ with ${cfg.kernel} random features (${cfg.nbFeatures} per head, orthogonal${c.trainedAs === 'transformer-to-favor' ? ', fixed during the fine-tune' : `, redrawn every ${c.training.redrawEvery} training steps`}), exactly causal stabilizers |
 | Parameters | ${c.parameters.toLocaleString('en-US')} (float32) |
 | Vocabulary | \`charTokenizer\`: 99 tokens (printable ASCII, tab, newline, document boundary, other) |
 | Context | trained on windows of ${c.training.length} characters; maxSeqLen ${cfg.maxSeqLen} |
@@ -110,10 +133,12 @@ a product.
 
 ## Training
 
+${c.history}
+
 Adam, learning rate ${c.training.learningRate}, ${c.training.steps} steps of ${c.training.batch} random windows of
 ${c.training.length} characters (${(c.training.steps * c.training.batch * c.training.length).toLocaleString('en-US')} characters seen, about
 ${((c.training.steps * c.training.batch * c.training.length) / c.data.characters.train).toFixed(2)} epochs), seed ${c.training.seed}; ${minutes} on a
-${c.training.machine}. Reproduce with \`pnpm data && pnpm bench:lm train ${c.trainedAs}\`.
+${c.training.machine}. Reproduce with \`${c.reproduce}\`, then \`pnpm bench:lm publish\`.
 
 ## Use
 
