@@ -34,6 +34,7 @@ export const ESTIMATORS: Record<string, { make: MapFactory; shrinkage?: boolean;
       shrinkage: true,
     },
     hyperbolic: { make: (w) => hyperbolicSoftmax({ projection: w, eps: 0 }) },
+    'hyperbolic eps 1e-4': { make: (w) => hyperbolicSoftmax({ projection: w, eps: 1e-4 }) },
     'hyperbolic + shrinkage': {
       make: (w) => hyperbolicSoftmax({ projection: w, eps: 0 }),
       shrinkage: true,
@@ -66,6 +67,18 @@ interface HeadRow {
   baseline: number;
   /** exact attention's entropy in nats, mean over queries (uniform over L keys: ln L) */
   entropy: number;
+  /**
+   * mean |q̂|² and |k̂|² (x̂ = d^-1/4·x): positive features' relative variance grows like
+   * exp(|q̂ + k̂|²) (Lemma 2 of the paper), so these say how hard the head is for FAVOR+
+   */
+  queryNorm2: number;
+  keyNorm2: number;
+}
+
+function meanScaledNorm2(x: tf.Tensor4D): number[] {
+  return tf.tidy(() =>
+    Array.from(tf.div(tf.mean(tf.sum(tf.square(x), -1), [0, 2]), Math.sqrt(x.shape[3])).dataSync()),
+  );
 }
 
 function relErrPerHead(a: tf.Tensor, b: tf.Tensor): number[] {
@@ -133,9 +146,18 @@ export async function attentionExperiment(source = 'transformer'): Promise<void>
       const base = meanV(v, causal);
       const be = relErrPerHead(base, exact[layer]!);
       const ent = entropyPerHead(q, k, causal);
+      const [qn, kn] = [meanScaledNorm2(q), meanScaledNorm2(k)];
       base.dispose();
-      for (let h = 0; h < heads; h++)
-        rows.push({ layer, head: h, baseline: be[h]!, entropy: ent[h]! });
+      for (let h = 0; h < heads; h++) {
+        rows.push({
+          layer,
+          head: h,
+          baseline: be[h]!,
+          entropy: ent[h]!,
+          queryNorm2: qn[h]!,
+          keyNorm2: kn[h]!,
+        });
+      }
     });
     const baselineMedian = median(rows.map((r) => r.baseline));
     for (const [name, est] of Object.entries(ESTIMATORS)) {

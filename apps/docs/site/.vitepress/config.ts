@@ -43,6 +43,7 @@ export default defineConfig({
           { text: 'Getting started', link: '/getting-started' },
           { text: 'The math', link: '/math' },
           { text: 'Write your own kernel', link: '/write-your-own-kernel' },
+          { text: 'A Performer on real text', link: '/real-data' },
           { text: 'Backends', link: '/backends' },
           { text: 'Playground', link: '/playground' },
           { text: 'Benchmarks', link: '/benchmarks' },

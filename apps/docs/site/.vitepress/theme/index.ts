@@ -1,6 +1,7 @@
 import type { Theme } from 'vitepress';
 import DefaultTheme from 'vitepress/theme';
 import BenchCharts from './BenchCharts.vue';
+import LmCharts from './LmCharts.vue';
 import Playground from './Playground.vue';
 
 export default {
@@ -8,5 +9,6 @@ export default {
   enhanceApp({ app }) {
     app.component('Playground', Playground);
     app.component('BenchCharts', BenchCharts);
+    app.component('LmCharts', LmCharts);
   },
 } satisfies Theme;
