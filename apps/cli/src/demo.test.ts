@@ -150,3 +150,30 @@ describe('runDemo', () => {
     expect(formatTable(o, rows)).toMatch(/causal, backend wasm, batch 1, 2 heads, d = 8, m = 64/);
   });
 });
+
+describe('runDemo on real attention', () => {
+  it('takes q, k, v from the pretrained model on held-out text (windows joined past its context)', async () => {
+    const { textInputs } = await import('./text-inputs.js');
+    const text = await textInputs(1);
+    try {
+      const { q, k, v } = text.inputs(1500); // one window of 1024 and one of 476
+      expect(q.shape).toEqual([1, 4, 1500, 32]);
+      expect(k.shape).toEqual(q.shape);
+      expect(v.shape).toEqual(q.shape);
+      for (const t of [q, k, v]) t.dispose();
+      const o = parseArgs(['--lengths', '64,128', '--features', '64', '--runs', '1']);
+      const rows = runDemo(o, () => {}, text.inputs);
+      expect(rows.map((r) => r.length)).toEqual([64, 128]);
+      for (const r of rows) {
+        expect(Number.isFinite(r.relativeError)).toBe(true);
+        expect(r.baselineError).toBeGreaterThan(0);
+      }
+      expect(formatTable(o, rows)).toMatch(
+        /4 heads, d = 32, m = 64, real attention: layer 1 of the pretrained fortunes Performer/,
+      );
+      expect(() => runDemo(o)).toThrow(/text inputs need an InputSource/);
+    } finally {
+      text.dispose();
+    }
+  }, 60_000);
+});

@@ -4,12 +4,13 @@
  * (training and inference tokens/s at L = 512 … 4096), swap (the trained Transformer run as a
  * Performer, then fine-tuned), attention (estimators on the trained Transformer's real attention),
  * publish (the best Performer to packages/performer/pretrained with its model card).
- * Without an experiment, all of them in that order. Results: bench/results/lm-fortunes/.
+ * ngram: count-based reference points. Without an experiment, all of them in that order. Results: bench/results/lm-fortunes/.
  */
 import '@tensorflow/tfjs'; // gradient functions (and the cpu backend)
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionExperiment } from './attention.js';
+import { ngramReference } from './ngram.js';
 import { publishPretrained } from './publish.js';
 import { speedCell, speedExperiment } from './speed.js';
 import { swapExperiment } from './swap.js';
@@ -29,6 +30,7 @@ await tf.setBackend('wasm');
 await tf.ready();
 
 const run = async (what: string) => experiment === 'all' || experiment === what;
+if (await run('ngram')) ngramReference();
 if (await run('train')) {
   for (const name of names.length ? names : MODEL_NAMES) {
     await trainModel(name, steps ? Number(steps) : undefined);
