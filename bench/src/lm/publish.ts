@@ -104,7 +104,7 @@ function modelCard(c: {
     c.training.seconds === null ? 'unknown' : `${(c.training.seconds / 60).toFixed(0)} minutes`;
   return `# fortunes-performer
 
-A small character-level Performer language model, trained from scratch on real English text so
+A small character-level Performer language model, trained on real English text so
 that the library's examples, playground and kernel evaluations run on real attention.
 
 | | |

@@ -16,8 +16,9 @@ it('the pretrained fortunes model loads in one call and predicts held-out text f
   const loss = model.loss(inputs, targets);
   const bpc = (await loss.data())[0]! / Math.LN2;
   loss.dispose();
-  // uniform guessing is log2(99) = 6.6 bits per character; an untrained model gives about 7.6
-  expect(bpc).toBeLessThan(3);
+  // uniform guessing is log2(99) = 6.6 bits per character, an untrained model about 7.6, character
+  // frequencies alone (unigram counts) 4.8; the model card gives 3.8 on the whole validation split
+  expect(bpc).toBeLessThan(4.2);
   const out = await model.generate([charTokenizer.boundary, ...charTokenizer.encode('The ')], {
     maxNewTokens: 20,
   });
