@@ -28,7 +28,7 @@ interface TrainResult {
 export function publishPretrained(): void {
   const candidates = ['favor-positive', 'favor-hyperbolic']
     .map((name) => readResults<TrainResult>(`train-${name}`))
-    .filter((r): r is TrainResult => r !== null && r.done);
+    .filter((r): r is TrainResult => r?.done === true);
   // the Transformer converted to FAVOR+ and fine-tuned (experiment 2) is a candidate too
   const swap = readResults<{ curve: CurvePoint[]; fineTune: { steps: number } }>('swap');
   const transformer = readResults<TrainResult>('train-transformer');

@@ -13,7 +13,9 @@ it('matMul2d: the product and both gradients equal tf.matMul’s', async () => {
   const theirs = tf.grads(loss((x, y) => tf.matMul(x, y)))([a, b]);
   for (let i = 0; i < 2; i++) {
     const [x, y] = [await ours[i]!.data(), await theirs[i]!.data()];
-    x.forEach((v, j) => expect(v).toBeCloseTo(y[j]!, 5));
+    x.forEach((v, j) => {
+      expect(v).toBeCloseTo(y[j]!, 5);
+    });
   }
   const [p, q] = [matMul2d(a, b), tf.matMul(a, b)];
   expect(Array.from(await p.data())).toEqual(Array.from(await q.data()));

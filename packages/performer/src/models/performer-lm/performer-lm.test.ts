@@ -102,7 +102,9 @@ it.each(['favor', 'softmax'] as const)(
         const head = tf.slice(layer[key], [0, 0, 0, 0], [1, base.heads, 4, -1]);
         const got = Array.from(await head.data());
         const want = Array.from(await prefix[i]![key].data());
-        got.forEach((x, j) => expect(x).toBeCloseTo(want[j]!, 5));
+        got.forEach((x, j) => {
+          expect(x).toBeCloseTo(want[j]!, 5);
+        });
         head.dispose();
       }
     }
