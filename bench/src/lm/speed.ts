@@ -25,14 +25,8 @@ export interface SpeedCell {
   otherCores: number | null;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/** One cell, in this process. */
-export async function speedCell(model: string, length: number): Promise<SpeedCell> {
-  const cpu = watchOtherCpu();
-  const m = createModel(model, length);
-  const batch = trainBatch(0, length, 1);
-  const cell: SpeedCell = {
+function emptyCell(model: string, length: number): SpeedCell {
+  return {
     model,
     length,
     trainTokensPerSecond: null,
@@ -42,6 +36,16 @@ export async function speedCell(model: string, length: number): Promise<SpeedCel
     error: null,
     otherCores: null,
   };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** One cell, in this process. */
+export async function speedCell(model: string, length: number): Promise<SpeedCell> {
+  const cpu = watchOtherCpu();
+  const m = createModel(model, length);
+  const batch = trainBatch(0, length, 1);
+  const cell = emptyCell(model, length);
   try {
     const infer: number[] = [];
     for (let r = 0; r < 4; r++) {
@@ -94,16 +98,7 @@ export function speedExperiment(): void {
       } catch (e) {
         const msg = String((e as { stderr?: string }).stderr ?? e);
         const line = msg.split('\n').find((l) => /Error|memory/.test(l)) ?? msg.split('\n')[0]!;
-        cell = {
-          model,
-          length,
-          trainTokensPerSecond: null,
-          inferTokensPerSecond: null,
-          trainStepMs: null,
-          inferMs: null,
-          error: line.slice(0, 200),
-          otherCores: null,
-        };
+        cell = { ...emptyCell(model, length), error: line.slice(0, 200) };
       }
       cells.push(cell);
       process.stderr.write(

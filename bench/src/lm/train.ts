@@ -44,16 +44,17 @@ export async function trainModel(name: string, steps = TRAIN.steps): Promise<voi
     process.stderr.write(
       `${name} step ${step}: validation ${bpc.toFixed(3)} bpc, train ${trainBpc?.toFixed(3) ?? '-'} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`,
     );
+    save({ otherCoresDuringRun: null, done: false });
+  };
+  const save = (status: { seconds?: number; otherCoresDuringRun: number | null; done: boolean }) =>
     writeResults(`train-${name}`, {
       model: name,
       config: model.config,
       training: { ...TRAIN, steps },
       backend: `${tf.getBackend()} (tfjs 4.22, Node ${process.version}, 1 thread)`,
       curve,
-      otherCoresDuringRun: null,
-      done: false,
+      ...status,
     });
-  };
   record(0);
   const optimizer = tf.train.adam(TRAIN.learningRate);
   const favor = model.config.attention === 'favor';
@@ -73,16 +74,7 @@ export async function trainModel(name: string, steps = TRAIN.steps): Promise<voi
   mkdirSync(CHECKPOINTS, { recursive: true });
   writeFileSync(join(CHECKPOINTS, `${name}.safetensors`), model.toSafetensors());
   const { otherCores, seconds } = cpu.stop();
-  writeResults(`train-${name}`, {
-    model: name,
-    config: model.config,
-    training: { ...TRAIN, steps },
-    backend: `${tf.getBackend()} (tfjs 4.22, Node ${process.version}, 1 thread)`,
-    curve,
-    seconds,
-    otherCoresDuringRun: otherCores,
-    done: true,
-  });
+  save({ seconds, otherCoresDuringRun: otherCores, done: true });
   model.dispose();
 }
 
