@@ -38,7 +38,6 @@ export function publishPretrained(): void {
       model: 'transformer-to-favor',
       config: { ...transformer.config, attention: 'favor' },
       curve: swap.curve,
-      seconds: undefined,
     });
   }
   if (candidates.length === 0) throw new Error('no finished FAVOR+ training run to publish');
@@ -101,7 +100,9 @@ function modelCard(c: {
 }): string {
   const cfg = c.config;
   const minutes =
-    c.training.seconds === null ? 'unknown' : `${(c.training.seconds / 60).toFixed(0)} minutes`;
+    c.training.seconds === null
+      ? 'the training time was not recorded'
+      : `${(c.training.seconds / 60).toFixed(0)} minutes of wall time`;
   return `# fortunes-performer
 
 A small character-level Performer language model, trained on real English text so
@@ -135,10 +136,10 @@ a product.
 
 ${c.history}
 
-Adam, learning rate ${c.training.learningRate}, ${c.training.steps} steps of ${c.training.batch} random windows of
+${c.trainedAs === 'transformer-to-favor' ? 'The Transformer' : 'Training'}: Adam, learning rate ${c.training.learningRate}, ${c.training.steps} steps of ${c.training.batch} random windows of
 ${c.training.length} characters (${(c.training.steps * c.training.batch * c.training.length).toLocaleString('en-US')} characters seen, about
 ${((c.training.steps * c.training.batch * c.training.length) / c.data.characters.train).toFixed(2)} epochs), seed ${c.training.seed}; ${minutes} on a
-${c.training.machine}. Reproduce with \`${c.reproduce}\`, then \`pnpm bench:lm publish\`.
+${c.training.machine}, sharing its two cores with the other training runs. Reproduce with \`${c.reproduce}\`, then \`pnpm bench:lm publish\`.
 
 ## Use
 

@@ -19,6 +19,7 @@ export async function swapExperiment(steps = 500, every = 25): Promise<void> {
   const performer = softmax.withAttention('favor');
   const curve: { step: number; validationBpc: number }[] = [];
   const optimizer = tf.train.adam(TRAIN.learningRate / 4);
+  const t0 = performance.now();
   const record = (step: number) => {
     curve.push({ step, validationBpc: bitsPerChar(performer, validation) });
     process.stderr.write(
@@ -36,6 +37,7 @@ export async function swapExperiment(steps = 500, every = 25): Promise<void> {
         data: 'training batches after those the Transformer saw',
       },
       curve,
+      seconds: (performance.now() - t0) / 1000,
     });
   };
   record(0);
