@@ -267,6 +267,7 @@ export class PerformerLM {
     tokens: number[][] | tf.Tensor2D,
     mask: number[][] | tf.Tensor2D | undefined,
     out: (h: tf.Tensor) => tf.Tensor,
+    onAttentionInputs?: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => void,
   ): tf.Tensor {
     const rows = this.tokenRows(fn, tokens); // kept in JavaScript too, for the embedding's gradient
     const [B, N] = [rows.length, rows[0]!.length];
@@ -286,6 +287,7 @@ export class PerformerLM {
       let h = this.embed(ids, 0, rows.flat());
       this.weights.layers.forEach((l, i) => {
         const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
+        onAttentionInputs?.(q, k, v);
         const o = this.attend(i, q, k, v, maskTensor);
         h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(o), l.wo, l.bo)));
       });
@@ -305,33 +307,25 @@ export class PerformerLM {
   attentionInputs(
     tokens: number[][] | tf.Tensor2D,
   ): { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D }[] {
-    const fn = 'PerformerLM.attentionInputs';
-    const rows = this.tokenRows(fn, tokens);
-    const [B, N] = [rows.length, rows[0]!.length];
-    const ids = tf.tensor2d(rows, [B, N], 'int32');
     const layers: { q: tf.Tensor4D; k: tf.Tensor4D; v: tf.Tensor4D }[] = [];
     try {
-      tf.tidy(() => {
-        let h = this.embed(ids, 0, rows.flat());
-        this.weights.layers.forEach((l, i) => {
-          const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
+      const hidden = this.forward(
+        'PerformerLM.attentionInputs',
+        tokens,
+        undefined,
+        (h) => h,
+        (q, k, v) => {
           layers.push({
             q: tf.keep(q) as tf.Tensor4D,
             k: tf.keep(k) as tf.Tensor4D,
             v: tf.keep(v) as tf.Tensor4D,
           });
-          if (i === this.weights.layers.length - 1) return;
-          h = this.feedForward(
-            l,
-            tf.add(h, dense(this.mergeHeads(this.attend(i, q, k, v)), l.wo, l.bo)),
-          );
-        });
-      });
+        },
+      );
+      hidden.dispose();
     } catch (e) {
       for (const x of layers) tf.dispose([x.q, x.k, x.v]);
       throw e;
-    } finally {
-      ids.dispose();
     }
     return layers;
   }
