@@ -1,5 +1,6 @@
 import { favorAttention, softmaxAttention } from '@kernel-attention/core';
 import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
+import { meanVisibleValues } from '@kernel-attention/performer';
 import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DemoOptions } from './args.js';
@@ -71,12 +72,7 @@ export function runDemo(
       const favor = medianMs(o.runs, () =>
         favorAttention(q, k, v, { featureMap, causal: o.causal }),
       );
-      const baseline = tf.tidy(() => {
-        const mean = o.causal
-          ? tf.div(tf.cumsum(v, 2), tf.reshape(tf.range(1, L + 1), [1, 1, L, 1])) // running mean
-          : tf.mean(v, 2, true);
-        return Float32Array.from(tf.broadcastTo(mean, v.shape).dataSync());
-      });
+      const baseline = tf.tidy(() => Float32Array.from(meanVisibleValues(v, o.causal).dataSync()));
       rows.push({
         length: L,
         relativeError: relativeError(favor.last, exact.last),

@@ -17,7 +17,7 @@ import {
   positiveSoftmax,
   trigSoftmax,
 } from '@kernel-attention/feature-maps';
-import { PerformerLM } from '@kernel-attention/performer';
+import { meanVisibleValues, PerformerLM, relativeErrorPerHead } from '@kernel-attention/performer';
 import { gaussianIid, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { CHECKPOINTS, windows, writeResults } from './common.js';
@@ -81,25 +81,6 @@ function meanScaledNorm2(x: tf.Tensor4D): number[] {
   );
 }
 
-function relErrPerHead(a: tf.Tensor, b: tf.Tensor): number[] {
-  // [B, H, L, dv] → per head over (B, L, dv)
-  return tf.tidy(() => {
-    const num = tf.sqrt(tf.sum(tf.square(tf.sub(a, b)), [0, 2, 3]));
-    const den = tf.sqrt(tf.sum(tf.square(b), [0, 2, 3]));
-    return Array.from(tf.div(num, den).dataSync());
-  });
-}
-
-/** Every query's mean of the values it may see: all of them, or (causal) those up to it. */
-function meanV(v: tf.Tensor4D, causal: boolean): tf.Tensor {
-  return tf.tidy(() => {
-    if (!causal) return tf.broadcastTo(tf.mean(v, 2, true), v.shape);
-    const L = v.shape[2];
-    const counts = tf.reshape(tf.range(1, L + 1), [1, 1, L, 1]);
-    return tf.div(tf.cumsum(v, 2), counts);
-  });
-}
-
 function entropyPerHead(q: tf.Tensor4D, k: tf.Tensor4D, causal: boolean): number[] {
   return tf.tidy(() => {
     const d = q.shape[3];
@@ -143,8 +124,8 @@ export async function attentionExperiment(source = 'transformer'): Promise<void>
     const exact = layers.map(({ q, k, v }) => softmaxAttention(q, k, v, { causal }));
     const rows = headRows[causal ? 'causal' : 'bidirectional'];
     layers.forEach(({ q, k, v }, layer) => {
-      const base = meanV(v, causal);
-      const be = relErrPerHead(base, exact[layer]!);
+      const base = meanVisibleValues(v, causal);
+      const be = relativeErrorPerHead(base, exact[layer]!);
       const ent = entropyPerHead(q, k, causal);
       const [qn, kn] = [meanScaledNorm2(q), meanScaledNorm2(k)];
       base.dispose();
@@ -177,7 +158,7 @@ export async function attentionExperiment(source = 'transformer'): Promise<void>
               causal,
               ...(est.shrinkage ? { shrinkage: true } : {}),
             });
-            relErrPerHead(out, exact[layer]!).forEach((e, h) => {
+            relativeErrorPerHead(out, exact[layer]!).forEach((e, h) => {
               sum[layer * heads + h]! += e / SEEDS.length;
             });
             out.dispose();

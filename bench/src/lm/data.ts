@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { splitDocuments } from '@kernel-attention/performer';
 
 export const DATA_DIR = fileURLToPath(new URL('../../data/fortunes/', import.meta.url));
 
@@ -42,21 +43,12 @@ export function splitOf(doc: string): Split {
   return r === 0 ? 'test' : r === 1 ? 'validation' : 'train';
 }
 
-/** Documents of one fortune file: the text between lines holding only '%'. */
-export function fortuneDocuments(text: string): string[] {
-  return text
-    .replace(/\r\n/g, '\n')
-    .split(/^%\n/m)
-    .map((d) => d.replace(/\n+$/, ''))
-    .filter((d) => d.trim().length > 0);
-}
-
 export function readSplit(split: Split, dir = DATA_DIR): string[] {
   const file = join(dir, `${split}.txt`);
   if (!existsSync(file)) {
     throw new Error(`${file} is missing: run \`pnpm data\` first (it builds the corpus)`);
   }
-  return fortuneDocuments(readFileSync(file, 'utf8'));
+  return splitDocuments(readFileSync(file, 'utf8'));
 }
 
 function build(): void {
@@ -88,7 +80,7 @@ function build(): void {
   const perFile: Record<string, number> = {};
   for (const f of files) {
     // the files are Latin-1 or UTF-8; latin1 decoding keeps every byte as one character
-    const docs = fortuneDocuments(readFileSync(join(dir, f), 'latin1'));
+    const docs = splitDocuments(readFileSync(join(dir, f), 'latin1'));
     perFile[f] = docs.length;
     for (const d of docs) {
       if (seen.has(d)) continue;

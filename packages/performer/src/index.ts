@@ -3,6 +3,8 @@ export {
   evaluateKernel,
   type HeadEvaluation,
   type KernelEvaluation,
+  meanVisibleValues,
+  relativeErrorPerHead,
 } from './evaluate/evaluate-kernel.js';
 export {
   PerformerAttention,

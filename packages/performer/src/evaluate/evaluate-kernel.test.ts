@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
 import { PerformerLM } from '../models/performer-lm/performer-lm.js';
 import { charTokenizer } from '../text/char-tokenizer.js';
-import { evaluateKernel } from './evaluate-kernel.js';
+import { evaluateKernel, meanVisibleValues, relativeErrorPerHead } from './evaluate-kernel.js';
 
 const config = {
   numTokens: charTokenizer.vocabSize,
@@ -91,4 +91,16 @@ it('evaluateKernel: bad input gets a clear error', async () => {
     /give 0 evaluation windows of 24 tokens/,
   );
   model.dispose();
+});
+
+it('meanVisibleValues: the mean of all values, or causally of those up to each query; errors per head', async () => {
+  const v = tf.tensor4d([1, 3, 5, 10, 20, 60], [1, 2, 3, 1]); // two heads of three values
+  const all = meanVisibleValues(v, false);
+  const causal = meanVisibleValues(v, true);
+  expect(Array.from(await all.data())).toEqual([3, 3, 3, 30, 30, 30]);
+  expect(Array.from(await causal.data())).toEqual([1, 2, 3, 10, 15, 30]);
+  const errors = relativeErrorPerHead(all, v);
+  expect(errors[0]).toBeCloseTo(Math.sqrt(8) / Math.sqrt(35), 6);
+  expect(errors[1]).toBeCloseTo(Math.sqrt(1400) / Math.sqrt(4100), 6);
+  tf.dispose([v, all, causal]);
 });

@@ -64,8 +64,11 @@ const median = (xs: number[]) => {
   return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 };
 
-/** Relative Frobenius error per head of [B, H, L, dv] outputs. */
-function errorPerHead(out: tf.Tensor, exact: tf.Tensor): number[] {
+/**
+ * ‖out − exact‖_F / ‖exact‖_F for each head of [B, H, L, dv] attention outputs (over batch,
+ * positions and value dimensions).
+ */
+export function relativeErrorPerHead(out: tf.Tensor, exact: tf.Tensor): number[] {
   return tf.tidy(() => {
     const num = tf.sqrt(tf.sum(tf.square(tf.sub(out, exact)), [0, 2, 3]));
     const den = tf.maximum(tf.sqrt(tf.sum(tf.square(exact), [0, 2, 3])), 1e-30);
@@ -73,8 +76,11 @@ function errorPerHead(out: tf.Tensor, exact: tf.Tensor): number[] {
   });
 }
 
-/** Each query's mean of the values it sees (all, or causal: those up to it). */
-function meanV(v: tf.Tensor, causal: boolean): tf.Tensor {
+/**
+ * The trivial attention estimator every other is judged against: each query's mean of the values
+ * it may see — all of v [B, H, L, dv], or (causal) the rows up to its own.
+ */
+export function meanVisibleValues(v: tf.Tensor, causal: boolean): tf.Tensor {
   return tf.tidy(() => {
     if (!causal) return tf.broadcastTo(tf.mean(v, 2, true), v.shape);
     const L = v.shape[2]!;
@@ -178,7 +184,10 @@ export async function evaluateKernel(
           const [errors, baseline] = tf.tidy(() => {
             const exact = softmaxAttention(q, k, v, { causal });
             const out = favorAttention(q, k, v, { featureMap: map, causal });
-            return [errorPerHead(out, exact), errorPerHead(meanV(v, causal), exact)];
+            return [
+              relativeErrorPerHead(out, exact),
+              relativeErrorPerHead(meanVisibleValues(v, causal), exact),
+            ];
           });
           errors.forEach((error, head) => {
             heads.push({ layer, head, error, meanVError: baseline[head]! });

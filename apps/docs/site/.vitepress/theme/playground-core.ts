@@ -13,7 +13,7 @@ import {
   positiveSoftmax,
   trigSoftmax,
 } from '@kernel-attention/feature-maps';
-import { encodeDocuments, type PerformerLM } from '@kernel-attention/performer';
+import { encodeDocuments, meanVisibleValues, type PerformerLM } from '@kernel-attention/performer';
 import { createRng, gaussianIid, gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PlaygroundParams } from './playground-params.js';
@@ -167,10 +167,7 @@ export async function runPlayground(
       const z = tf.sum(raw, -1, true);
       const safe = tf.where(tf.greater(tf.abs(z), 1e-30), z, tf.onesLike(z));
       const approx = tf.div(raw, safe);
-      // the trivial estimator: each query predicts the mean of the values it may see
-      const meanV = p.causal
-        ? tf.div(tf.cumsum(v, 2), tf.reshape(tf.range(1, p.L + 1), [1, 1, p.L, 1]))
-        : tf.broadcastTo(tf.mean(v, 2, true), v.shape);
+      const meanV = meanVisibleValues(v, p.causal); // the trivial estimator
       return {
         exact: tf.reshape(exact, [p.L * p.L]),
         approx: tf.reshape(approx, [p.L * p.L]),
