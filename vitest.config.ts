@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 /**
  * One vitest run for the whole monorepo. Packages resolve each other's `src/` through the
  * `@kernel-attention/source` export condition, so tests need no build. Core's suite (including
- * the shared parity suite of `@kernel-attention/core/testing`) runs once per backend, each
+ * the shared parity suite of `@kernel-attention/core/testing/vitest`) runs once per backend, each
  * project providing its backend name through KA_BACKEND, as tfjs re-runs its op tests per backend.
  */
 const conditions = ['@kernel-attention/source', 'module', 'node', 'import', 'default'];

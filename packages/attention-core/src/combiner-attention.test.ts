@@ -7,7 +7,7 @@ import {
   naiveCombinerAttention,
   naiveSoftmaxAttention,
   rand4,
-} from './testing/index.js';
+} from './testing/suites.js';
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;
 const variants: CombinerVariant[] = ['fixed', 'axial', 'logsparse', 'mixture'];

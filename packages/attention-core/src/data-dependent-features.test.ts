@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { favorAttention } from './favor-attention.js';
 import { linearAttention } from './linear-attention.js';
 import { softmaxAttention } from './softmax-attention.js';
-import { type Array4, maxRelativeError, rand4 } from './testing/index.js';
+import { type Array4, maxRelativeError, rand4 } from './testing/suites.js';
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;
 const [B, H, L, d, m] = [2, 2, 40, 8, 32];

@@ -4,7 +4,7 @@ import { expect, it } from 'vitest';
 import { causalState, favorCausalStep } from './causal-state.js';
 import { favorAttention } from './favor-attention.js';
 import { linearAttention } from './linear-attention.js';
-import { rand4 } from './testing/index.js';
+import { rand4 } from './testing/suites.js';
 
 /** Float64: out_i = Σ_{j≤i} (q_i·k_j) v_j / (q_i·(Σ_{j≤i} k_j + eps·1)). */
 function naive(q: number[][], k: number[][], v: number[][], eps: number, causal: boolean) {

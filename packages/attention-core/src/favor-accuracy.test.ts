@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { favorAttention } from './favor-attention.js';
 import { predictedFavorMse } from './testing/accuracy.js';
-import { randomArray } from './testing/parity-suite.js';
+import { randomArray } from './testing/suites.js';
 
 /**
  * FAVOR+ accuracy in the paper's regime (d = 64, m = 256), against a bound derived from the

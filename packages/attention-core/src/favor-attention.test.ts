@@ -5,8 +5,8 @@ import { favorAttention } from './favor-attention.js';
 import { linearAttention } from './linear-attention.js';
 import { softmaxAttention } from './softmax-attention.js';
 import { requestedBackend } from './testing/backends.js';
-import { rand4, TOLERANCES } from './testing/parity-suite.js';
 import { maxRelativeError, naiveLinearAttention } from './testing/reference.js';
+import { rand4, TOLERANCES } from './testing/suites.js';
 
 const tol = TOLERANCES[requestedBackend()] ?? 1e-3;
 const arr = (t: tf.Tensor) => t.arraySync() as number[][][][];

@@ -14,7 +14,7 @@ import {
   naiveSoftmaxAttention,
   rand4,
   randomArray,
-} from './testing/index.js';
+} from './testing/suites.js';
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;
 const [B, H, L, d, dv] = [2, 2, 29, 8, 3];

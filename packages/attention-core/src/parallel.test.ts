@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { favorAttention } from './favor-attention.js';
 import { type AttentionPool, createAttentionPool } from './parallel.js';
-import { rand4 } from './testing/index.js';
+import { rand4 } from './testing/suites.js';
 
 let pool: AttentionPool;
 beforeAll(async () => {

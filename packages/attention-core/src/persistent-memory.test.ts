@@ -13,7 +13,7 @@ import {
   naiveSoftmaxAttention,
   rand4,
   randomArray,
-} from './testing/index.js';
+} from './testing/suites.js';
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;
 const [B, H, L, N, d, dv] = [2, 3, 37, 5, 8, 4];

@@ -10,7 +10,7 @@ import {
   naiveRelationAwareAttention,
   rand4,
   randomArray,
-} from './testing/index.js';
+} from './testing/suites.js';
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;
 const [B, H, L, d, dv, R] = [2, 2, 13, 6, 3, 5];

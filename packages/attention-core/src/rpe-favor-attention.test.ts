@@ -10,7 +10,7 @@ import {
   naiveSoftmaxAttention,
   rand4,
   randomArray,
-} from './testing/index.js';
+} from './testing/suites.js';
 import type { ToeplitzMethod } from './toeplitz.js';
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { expectNoLeak, randomArray } from './testing/index.js';
+import { expectNoLeak, randomArray } from './testing/suites.js';
 import { type ToeplitzMethod, toeplitzMatmul, toeplitzMatrix } from './toeplitz.js';
 
 /** Float64 reference: (C x)_i = Σ_j c[j − i + L − 1] x_j for one batch item (x row-major [L, n]). */

@@ -5,7 +5,7 @@ import {
   REPEATED_BACKEND_RUNS,
   runFusedFeaturesSuite,
   runParitySuite,
-} from '@kernel-attention/core/testing';
+} from '@kernel-attention/core/testing/vitest';
 import { inject } from 'vitest';
 import { positiveFeaturesConfig, register } from './index.js';
 

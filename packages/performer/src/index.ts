@@ -6,11 +6,13 @@ export {
   meanVisibleValues,
   relativeErrorPerHead,
 } from './evaluate/evaluate-kernel.js';
+export { fileSystem, registerFileSystemRouter } from './io/file-system.js';
 export {
   PerformerAttention,
   type PerformerAttentionArgs,
   PerformerBlock,
   type PerformerBlockArgs,
+  registerLayers,
 } from './layers/performer-block.js';
 export {
   PerformerEncoder,

@@ -1,23 +1,13 @@
+/**
+ * `@kernel-attention/core/testing`: the naive Float64 references (oracles) that every backend is
+ * checked against, seeded inputs, the paper's predicted FAVOR+ error and backend start-up helpers.
+ * No test-runner dependency: use these from any runner or script. The vitest suites that drive
+ * them are in `@kernel-attention/core/testing/vitest`.
+ */
 export { predictedFavorMse } from './accuracy.js';
-export { requestedBackend, useBackend } from './backends.js';
+export { requestedBackend, SYNC_READ_BACKENDS, scoped, useBackend } from './backends.js';
 export { browserWasmPaths, setBrowserWasmPaths } from './browser-wasm-paths.js';
-export { runFusedFeaturesSuite } from './fused-features-suite.js';
-export {
-  expectGradientsMatchFiniteDifferences,
-  expectNoLeak,
-  type KnownGap,
-  type ParitySuiteOptions,
-  rand4,
-  randomArray,
-  runParitySuite,
-  TOLERANCES,
-} from './parity-suite.js';
-export {
-  type PropertySuiteOptions,
-  propertyRuns,
-  REPEATED_BACKEND_RUNS,
-  runPropertySuite,
-} from './property-suite.js';
+export { rand4, randomArray, TOLERANCES } from './inputs.js';
 export {
   type Array4,
   type CombinerReferenceOptions,

@@ -5,7 +5,7 @@ import {
   positiveSoftmax,
   trigSoftmax,
 } from '@kernel-attention/feature-maps';
-import { createRng, gaussianOrthogonal } from '@kernel-attention/random-features';
+import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { bayesianAttention } from '../bayesian-attention.js';
@@ -20,6 +20,7 @@ import { rpeFavorAttention } from '../rpe-favor-attention.js';
 import { softmaxAttention } from '../softmax-attention.js';
 import { defaultToeplitzMethod, toeplitzMatmul } from '../toeplitz.js';
 import { scoped } from './backends.js';
+import { rand4, randomArray, TOLERANCES } from './inputs.js';
 import { runPropertySuite } from './property-suite.js';
 import {
   type Array4,
@@ -39,18 +40,6 @@ export interface KnownGap {
   backend: string;
   reason: string;
 }
-
-/**
- * Relative tolerances by backend, from float precision: float32 with accumulations of O(100) terms
- * on CPU/WASM; GPU backends (float32 with fast-math, or float16 textures on some WebGL devices)
- * at 1e-3 as tfjs's own GPU tests use.
- */
-export const TOLERANCES: Readonly<Record<string, number>> = {
-  cpu: 2e-5,
-  wasm: 2e-5,
-  webgl: 1e-3,
-  webgpu: 1e-3,
-};
 
 export interface ParitySuiteOptions {
   /** The backend the suite expects to be active (it checks). */
@@ -88,23 +77,6 @@ export async function expectGradientsMatchFiniteDifferences(
   }
 }
 
-/** Deterministic Gaussian values (our own PRNG, identical on every backend and machine). */
-export function randomArray(shape: number[], seed: number, scale = 1): Float32Array {
-  const rng = createRng(seed);
-  return Float32Array.from(
-    { length: shape.reduce((a, b) => a * b, 1) },
-    () => scale * rng.normal(),
-  );
-}
-
-export function rand4(
-  shape: [number, number, number, number],
-  seed: number,
-  scale = 1,
-): tf.Tensor4D {
-  return tf.tensor4d(randomArray(shape, seed, scale), shape);
-}
-
 /** Positive features (for linear attention inputs): |N(0,1)| + 0.1. */
 function positive4(shape: [number, number, number, number], seed: number): tf.Tensor4D {
   return tf.tensor4d(
@@ -132,7 +104,7 @@ export function expectNoLeak<T extends tf.Tensor>(fn: () => T): T {
  *
  * @example
  * ```ts no-run: defines vitest suites (top level of a test file); every backend's parity.test.ts runs it
- * import { runParitySuite } from '@kernel-attention/core/testing';
+ * import { runParitySuite } from '@kernel-attention/core/testing/vitest';
  * runParitySuite({ backend: 'wasm' });
  * ```
  */

@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayerVariable, layers } from '@tensorflow/tfjs-layers';
 import { sinusoids } from '../models/performer-lm/config.js';
 import { applyRotary, dense, gelu, layerNorm, rotateEveryTwo } from '../ops.js';
+import { registerWasmKernels } from './wasm-kernels.js';
 
 export interface PerformerAttentionArgs {
   heads: number;
@@ -531,5 +532,25 @@ const glorotInit = (seed: number) => initializers.glorotUniform({ seed });
 const onesInit = () => initializers.ones();
 const zerosInit = () => initializers.zeros();
 
-tf.serialization.registerClass(PerformerAttention);
-tf.serialization.registerClass(PerformerBlock);
+/**
+ * Registers `PerformerAttention` and `PerformerBlock` with tfjs-layers' serialization, so that
+ * `tf.loadLayersModel` can rebuild a saved model that contains them, and the kernel that training
+ * a tfjs-layers model with an `Embedding` needs on wasm (UnsortedSegmentSum, the gradient of
+ * `gather`, which tfjs-backend-wasm lacks). Importing this package
+ * already does it (the registering module is declared in `"sideEffects"`, so bundlers keep it);
+ * call it explicitly when a bundler or a lazy import might have dropped the import, before
+ * loading a model. Idempotent.
+ *
+ * @example
+ * ```ts
+ * import { registerLayers } from '@kernel-attention/performer';
+ * registerLayers(); // before tf.loadLayersModel(...) of a model with Performer layers
+ * ```
+ */
+export function registerLayers(): void {
+  registerWasmKernels();
+  tf.serialization.registerClass(PerformerAttention);
+  tf.serialization.registerClass(PerformerBlock);
+}
+
+registerLayers();
