@@ -536,10 +536,11 @@ const zerosInit = () => initializers.zeros();
  * Registers `PerformerAttention` and `PerformerBlock` with tfjs-layers' serialization, so that
  * `tf.loadLayersModel` can rebuild a saved model that contains them, and the kernel that training
  * a tfjs-layers model with an `Embedding` needs on wasm (UnsortedSegmentSum, the gradient of
- * `gather`, which tfjs-backend-wasm lacks). Importing this package
- * already does it (the registering module is declared in `"sideEffects"`, so bundlers keep it);
- * call it explicitly when a bundler or a lazy import might have dropped the import, before
- * loading a model. Idempotent.
+ * `gather`, which tfjs-backend-wasm lacks). In Node, importing the package does it. In a bundle
+ * (Vite, webpack, esbuild), the package's entry is side-effect free so that models which do not
+ * use tfjs-layers do not bundle it: the registration is kept only where the layer classes are
+ * used, so a program that only loads a saved model calls `registerLayers()` before
+ * `tf.loadLayersModel`. Idempotent.
  *
  * @example
  * ```ts
