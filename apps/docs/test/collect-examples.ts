@@ -1,6 +1,6 @@
 /**
- * Every code example of the docs, collected for the examples test: the ```ts blocks of the README,
- * of docs/guides and of the site's own pages, and the @example blocks of the TSDoc comments of
+ * Every code example of the docs, collected for the examples test: the ```ts blocks of the READMEs
+ * (the repository's and every package's), of docs/guides and of the site's own pages, and the @example blocks of the TSDoc comments of
  * every package (which the API reference shows). A block whose info string says `no-run` needs a
  * browser (WebGPU, WebGL registration); the e2e tests cover that path through the playground.
  */
@@ -76,6 +76,7 @@ function tsdocBlocks(file: string): Example[] {
 export function collectExamples(): Example[] {
   const markdown = [
     join(root, 'README.md'),
+    ...readdirSync(join(root, 'packages')).map((p) => join(root, 'packages', p, 'README.md')),
     ...walk(join(root, 'docs', 'guides'), (p) => p.endsWith('.md')),
     ...walk(join(root, 'apps', 'docs', 'site'), (p) => p.endsWith('.md')),
   ];

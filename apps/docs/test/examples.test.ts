@@ -16,6 +16,15 @@ const examples = collectExamples();
 it('finds the examples of the README, the guides, the site and the TSDoc comments', () => {
   const from = (prefix: string) => examples.filter((e) => e.where.startsWith(prefix)).length;
   expect(from('README.md')).toBeGreaterThan(0);
+  for (const pkg of [
+    'random-features',
+    'feature-maps',
+    'performer',
+    'backend-webgl',
+    'backend-webgpu',
+  ]) {
+    expect(from(`packages/${pkg}/README.md`), pkg).toBeGreaterThan(0);
+  }
   expect(from('docs/guides/')).toBeGreaterThan(5);
   expect(from('apps/docs/site/')).toBeGreaterThan(5);
   expect(from('packages/')).toBeGreaterThan(20);

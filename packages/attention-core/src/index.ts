@@ -53,7 +53,12 @@ export {
   relationAwareAttention,
 } from './relation-aware-attention.js';
 export { type RpeFavorAttentionOptions, rpeFavorAttention } from './rpe-favor-attention.js';
-export { type BackendSelection, DEFAULT_BACKEND_ORDER, selectBackend } from './select-backend.js';
+export {
+  type BackendSelection,
+  DEFAULT_BACKEND_ORDER,
+  type SelectBackendOptions,
+  selectBackend,
+} from './select-backend.js';
 export { type SoftmaxAttentionOptions, softmaxAttention } from './softmax-attention.js';
 export {
   defaultToeplitzMethod,

@@ -45,6 +45,7 @@ export default defineConfig({
           { text: 'Write your own kernel', link: '/write-your-own-kernel' },
           { text: 'A Performer on real text', link: '/real-data' },
           { text: 'Backends', link: '/backends' },
+          { text: 'Bundlers (Vite, webpack)', link: '/bundlers' },
           { text: 'Playground', link: '/playground' },
           { text: 'Benchmarks', link: '/benchmarks' },
         ],
