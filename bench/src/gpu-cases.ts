@@ -178,7 +178,7 @@ export async function runPoolCases(opts: {
         favorAttention(q, k, v, { featureMap: phi, causal }),
       );
       const twoThreadsMs = await medianAsync(() =>
-        pool.favorAttention(q, k, v, { projection, causal }),
+        pool.favorAttention(q, k, v, { featureMap: phi, causal }),
       );
       results.push({
         op,

@@ -120,9 +120,9 @@ for (const L of lengths) {
     const call = () => favorAttention(tq!, tk!, tv!, { featureMap: phi, causal });
     call().dispose(); // warm-up
     const favorMs = await medianTensorMs(call, runs(L));
-    (await pool.favorAttention(tq!, tk!, tv!, { projection, causal })).dispose(); // warm-up
+    (await pool.favorAttention(tq!, tk!, tv!, { featureMap: phi, causal })).dispose(); // warm-up
     const favorTwoThreadsMs = await medianMs(async () => {
-      (await pool.favorAttention(tq!, tk!, tv!, { projection, causal })).dispose();
+      (await pool.favorAttention(tq!, tk!, tv!, { featureMap: phi, causal })).dispose();
     }, runs(L));
     let exact: { exactMs: number; exactRatio: number } | Record<string, never> = {};
     if (L === 1024) {

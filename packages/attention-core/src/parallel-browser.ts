@@ -81,7 +81,7 @@ async function webTransport(
  * ```ts no-run: needs a browser (Web Workers); parallel.browser.test.ts runs it in Chromium
  * import { createAttentionPool } from '@kernel-attention/core/parallel';
  * const pool = await createAttentionPool({ workers: navigator.hardwareConcurrency - 1 });
- * const out = await pool.favorAttention(q, k, v, { projection, causal: true });
+ * const out = await pool.favorAttention(q, k, v, { featureMap, causal: true });
  * await pool.close();
  * ```
  */

@@ -1,8 +1,12 @@
 // The part of createAttentionPool shared by its Node (worker_threads) and browser (Web Worker)
 // forms: the messages, the worker-side computation, and the main-side split of (batch, head)
 // groups between the calling thread and the workers.
-import { positiveSoftmax } from '@kernel-attention/feature-maps';
-import type { Matrix } from '@kernel-attention/random-features';
+import {
+  type ExpFeatureSpec,
+  type FeatureMap,
+  hyperbolicSoftmax,
+  positiveSoftmax,
+} from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { favorAttention } from './favor-attention.js';
 import { validateQkv } from './validate.js';
@@ -17,8 +21,7 @@ export interface PoolRequest {
   length: number;
   dim: number;
   valueDim: number;
-  projection: Matrix;
-  eps: number;
+  featureMap: ExpFeatureSpec;
   causal: boolean;
 }
 
@@ -37,17 +40,43 @@ export interface AttentionPoolOptions {
 }
 
 export interface PoolFavorOptions {
-  /** FAVOR+ projection W [m, d] (positive softmax features, the same in every thread). */
-  projection: Matrix;
-  /** Feature eps (default 1e-6, as positiveSoftmax's). */
-  eps?: number;
+  /**
+   * The feature map, as favorAttention takes it: a `positiveSoftmax` or `hyperbolicSoftmax` map
+   * of `@kernel-attention/feature-maps` (e.g. from `softmaxKernelFeatures`). Each worker rebuilds
+   * the same map from its options (projection, eps, stabilizer), so maps with code of their own
+   * (`generalized`, your own FeatureMap) cannot cross to a worker thread and are refused.
+   */
+  featureMap: FeatureMap;
   causal?: boolean;
+}
+
+/** @internal The map's plain options, for the workers; refuses maps a worker cannot rebuild. */
+export function transferableFeatureMap(fn: string, featureMap: unknown): ExpFeatureSpec {
+  const spec = (featureMap as { spec?: () => ExpFeatureSpec } | null)?.spec;
+  const name = (featureMap as { name?: unknown } | null)?.name;
+  if (typeof spec !== 'function' || (name !== 'positiveSoftmax' && name !== 'hyperbolicSoftmax')) {
+    throw new TypeError(
+      `${fn}: featureMap must be a positiveSoftmax or hyperbolicSoftmax map of @kernel-attention/feature-maps (each worker rebuilds it from its options), got ${
+        featureMap === null
+          ? 'null'
+          : typeof featureMap !== 'object'
+            ? typeof featureMap
+            : `a map named ${JSON.stringify(name ?? 'unnamed')}`
+      }`,
+    );
+  }
+  return spec.call(featureMap);
+}
+
+/** Rebuilds a map from its plain options (worker side, and the calling thread's share). */
+function rebuild(spec: ExpFeatureSpec) {
+  return spec.name === 'hyperbolicSoftmax' ? hyperbolicSoftmax(spec) : positiveSoftmax(spec);
 }
 
 export interface AttentionPool {
   readonly workers: number;
   /**
-   * favorAttention with positive softmax features on `projection`, the (batch, head) groups split
+   * favorAttention with `featureMap` (positive or hyperbolic softmax features), the (batch, head) groups split
    * between the calling thread and the workers; the same result as the single-thread call on the
    * same backend. q, k [B, H, L, d], v [B, H, L, dv] (as many queries as keys) → [B, H, L, dv].
    */
@@ -79,12 +108,12 @@ function favorOnGroups(
   k: Float32Array,
   v: Float32Array,
   shape: { groups: number; length: number; dim: number; valueDim: number },
-  o: { projection: Matrix; eps: number; causal: boolean },
+  o: { featureMap: ExpFeatureSpec; causal: boolean },
 ): tf.Tensor4D {
   const { groups: n, length: L, dim: d, valueDim: dv } = shape;
   // the tidy returns the tensor: returning a typed array would make tfjs walk all its entries
   return tf.tidy(() => {
-    const phi = positiveSoftmax({ projection: o.projection, eps: o.eps });
+    const phi = rebuild(o.featureMap);
     const r = favorAttention(
       tf.tensor4d(q, [1, n, L, d]),
       tf.tensor4d(k, [1, n, L, d]),
@@ -125,7 +154,13 @@ export function poolOver(fn: string, workers: PoolTransport[]): AttentionPool {
     workers: workers.length,
     async favorAttention(q, k, v, o) {
       const f = 'AttentionPool.favorAttention';
-      const causal = o?.causal ?? false;
+      if (o === null || typeof o !== 'object') {
+        throw new TypeError(
+          `${f}: options { featureMap, causal } are required, got ${o === null ? 'null' : typeof o}`,
+        );
+      }
+      const featureMap = transferableFeatureMap(f, o.featureMap);
+      const causal = o.causal ?? false;
       const s = validateQkv(f, q, k, v, { causal });
       if (s.queryLength !== s.keyLength) {
         throw new RangeError(
@@ -138,7 +173,7 @@ export function poolOver(fn: string, workers: PoolTransport[]): AttentionPool {
       const per = Math.ceil(G / Math.min(G, workers.length + 1));
       // async reads: a GPU backend on the page cannot read synchronously in every browser
       const [qd, kd, vd] = (await Promise.all([q.data(), k.data(), v.data()])) as Float32Array[];
-      const opts = { projection: o.projection, eps: o.eps ?? 1e-6, causal };
+      const opts = { featureMap, causal };
       const pending: Promise<Float32Array>[] = [];
       for (let g0 = per, i = 0; g0 < G; g0 += per, i++) {
         const g1 = Math.min(G, g0 + per);

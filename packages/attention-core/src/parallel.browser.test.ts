@@ -28,7 +28,7 @@ it.each([
   const phi = positiveSoftmax({ projection, eps: 1e-6 });
   const ref = favorAttention(q, k, v, { featureMap: phi, causal });
   const before = tf.memory().numTensors;
-  const out = await pool.favorAttention(q, k, v, { projection, causal });
+  const out = await pool.favorAttention(q, k, v, { featureMap: phi, causal });
   expect(tf.memory().numTensors).toBe(before + 1);
   expect(out.shape).toEqual([B, H, 40, 3]);
   // the workers run wasm, the page its own backend (webgl, webgpu or wasm): float32 agreement

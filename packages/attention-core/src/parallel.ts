@@ -70,12 +70,12 @@ async function nodeTransport(url: URL, backend: string): Promise<PoolTransport> 
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';
  * import { createAttentionPool } from '@kernel-attention/core/parallel';
- * import { gaussianOrthogonal } from '@kernel-attention/random-features';
+ * import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
  * const pool = await createAttentionPool({ workers: 1 });
- * const projection = gaussianOrthogonal(64, 16, { seed: 0 });
+ * const featureMap = softmaxKernelFeatures(16, 64, { seed: 0 }); // d = 16, m = 64
  * const q = tf.randomNormal([1, 4, 128, 16], 0, 0.5);
  * const [k, v] = [q, q];
- * const out = await pool.favorAttention(q, k, v, { projection, causal: true });
+ * const out = await pool.favorAttention(q, k, v, { featureMap, causal: true });
  * await pool.close();
  * ```
  */

@@ -1,3 +1,4 @@
+import type { Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { fusedPositiveFeatures } from './fused-features.js';
@@ -26,6 +27,14 @@ export interface ExpFeatureOptions {
    * earlier causal outputs. Default: none (the exactly causal stabilizers of DESIGN.md).
    */
   compatibility?: 'performer-pytorch';
+}
+
+/** Plain-data options of a positive or hyperbolic map (see ExpFeatureMap.spec). */
+export interface ExpFeatureSpec extends ExpFeatureOptions {
+  name: 'positiveSoftmax' | 'hyperbolicSoftmax';
+  projection: Matrix;
+  eps: number;
+  stabilize: boolean;
 }
 
 /** ½·|x̂|² per row, [N, 1], for x reshaped to [N, d] and x̂ = c·x. */
@@ -89,6 +98,20 @@ export class ExpFeatureMap implements FeatureMap {
   /** Input dimension d. */
   get dim(): number {
     return this.holder.cols;
+  }
+
+  /**
+   * The options that rebuild this map (`positiveSoftmax(spec)` or `hyperbolicSoftmax(spec)`, by
+   * `name`) with the projection as a Float64 Matrix: plain data that can be posted to a worker.
+   */
+  spec(): ExpFeatureSpec {
+    return {
+      name: this.name as ExpFeatureSpec['name'],
+      projection: this.holder.toMatrix(),
+      eps: this.eps,
+      stabilize: this.stabilize,
+      ...(this.mode === 'performer-pytorch' ? { compatibility: 'performer-pytorch' as const } : {}),
+    };
   }
 
   /** eps·(numFeatures)^-1/2, the constant part of every feature. */

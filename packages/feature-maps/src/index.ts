@@ -12,6 +12,7 @@ export {
   oprfRho,
   optimizedPositiveSoftmax,
 } from './dense-exponential.js';
+export type { ExpFeatureSpec } from './exp-features.js';
 export type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
 export {

@@ -1,4 +1,4 @@
-import { ExpFeatureMap, type ExpFeatureOptions } from './exp-features.js';
+import { ExpFeatureMap, type ExpFeatureOptions, type ExpFeatureSpec } from './exp-features.js';
 import type { FeatureMap } from './feature-map.js';
 
 export type PositiveSoftmaxOptions = ExpFeatureOptions;
@@ -23,7 +23,7 @@ export type PositiveSoftmaxOptions = ExpFeatureOptions;
  */
 export function positiveSoftmax(
   opts: PositiveSoftmaxOptions,
-): FeatureMap & { readonly eps: number; dispose(): void } {
+): FeatureMap & { readonly eps: number; spec(): ExpFeatureSpec; dispose(): void } {
   return new ExpFeatureMap('positiveSoftmax', opts, false);
 }
 
@@ -42,6 +42,6 @@ export function positiveSoftmax(
  */
 export function hyperbolicSoftmax(
   opts: PositiveSoftmaxOptions,
-): FeatureMap & { readonly eps: number; dispose(): void } {
+): FeatureMap & { readonly eps: number; spec(): ExpFeatureSpec; dispose(): void } {
   return new ExpFeatureMap('hyperbolicSoftmax', opts, true);
 }

@@ -57,6 +57,15 @@ export class ProjectionHolder {
     }
   }
 
+  /**
+   * W as a Float64 Matrix: the one given, or a copy of the tensor's values read now (for sending
+   * the projection to another thread, which cannot share tfjs tensors).
+   */
+  toMatrix(): Matrix {
+    if (this.matrix) return this.matrix;
+    return { rows: this.rows, cols: this.cols, data: Float64Array.from(this.tensor!.dataSync()) };
+  }
+
   /** Data normalizer c = d^-1/4 (so that x̂·ŷ = x·y/√d). */
   get normalizer(): number {
     return this.cols ** -0.25;

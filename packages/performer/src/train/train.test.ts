@@ -53,3 +53,36 @@ it('feature redraw is deterministic: same seed and step give the same projection
   b.dispose();
   expect(tf.memory().numTensors).toBe(start); // models, optimizers and steps free everything
 });
+
+it('progress: nothing on a stderr that is not a terminal by default, a bar on a terminal, ten lines on a log stream', async () => {
+  const make = () =>
+    PerformerLM.create(
+      { numTokens: 8, maxSeqLen: 8, dim: 16, depth: 1, heads: 2, nbFeatures: 8 },
+      { seed: 3 },
+    );
+  const batch = (step: number) =>
+    copyTaskBatch({ batchSize: 2, length: 3, vocab: 8, seed: 500 + step });
+  const stderr = process.stderr as { isTTY?: boolean; write: typeof process.stderr.write };
+  const writes: string[] = [];
+  const write = stderr.write;
+  const wasTty = stderr.isTTY;
+  stderr.write = ((s: string) => writes.push(String(s)) > 0) as typeof process.stderr.write;
+  const model = make();
+  try {
+    stderr.isTTY = false;
+    await train(model, { steps: 20, batch });
+    expect(writes).toEqual([]); // a log or a pipe gets no progress bar unasked
+    stderr.isTTY = true;
+    await train(model, { steps: 5, batch });
+    expect(writes.length).toBe(6); // redrawn in place each step, then a newline
+    expect(writes[0]!.startsWith('\r')).toBe(true);
+  } finally {
+    stderr.write = write;
+    stderr.isTTY = wasTty;
+  }
+  const lines: string[] = [];
+  await train(model, { steps: 20, batch, progress: { write: (s: string) => lines.push(s) } });
+  expect(lines.length).toBe(10);
+  expect(lines.every((l) => l.endsWith('\n') && !l.startsWith('\r'))).toBe(true);
+  model.dispose();
+}, 60_000);

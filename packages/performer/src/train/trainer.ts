@@ -36,7 +36,11 @@ export interface TrainOptions {
    */
   redraw?: { every: number; seed: number };
   callbacks?: TrainCallbacks;
-  /** A progress bar on this stream (default: stderr when it is a terminal); false for none. */
+  /**
+   * Progress: by default a bar on stderr when stderr is a terminal, and nothing otherwise (logs,
+   * CI, pipes); `true` writes to stderr in any case; a stream gets a bar redrawn in place when it
+   * is a terminal (`isTTY`), else ten lines over the run; `false` writes nothing.
+   */
   progress?: boolean | { write(s: string): unknown; isTTY?: boolean };
 }
 
@@ -90,13 +94,19 @@ export async function train(model: PerformerLM, opts: TrainOptions): Promise<num
         }),
       )
     : null;
+  const stderr =
+    (globalThis as { process?: { stderr?: { write(s: string): unknown; isTTY?: boolean } } })
+      .process?.stderr ?? null;
   const stream =
     opts.progress === false
       ? null
-      : opts.progress === undefined || opts.progress === true
-        ? ((globalThis as { process?: { stderr?: { write(s: string): unknown; isTTY?: boolean } } })
-            .process?.stderr ?? null)
-        : opts.progress;
+      : opts.progress === true
+        ? stderr
+        : opts.progress === undefined
+          ? stderr?.isTTY === true
+            ? stderr
+            : null
+          : opts.progress;
   const tty = stream?.isTTY === true;
   const losses: number[] = [];
   const t0 = performance.now();
