@@ -106,7 +106,9 @@ export default defineConfig({
         'test/examples.test.ts',
       ]),
       // the packed tarballs as adopters install them: publint, attw, ESM, CommonJS, TypeScript, Vite
-      project('consumers', 'apps/consumers', { KA_BACKEND: 'cpu' }, backendSetup, ['test/**/*.test.ts']),
+      project('consumers', 'apps/consumers', { KA_BACKEND: 'cpu' }, backendSetup, [
+        'test/**/*.test.ts',
+      ]),
       // the built site in headless Chromium: the playground on webgpu and webgl against Node
       project('docs:e2e', 'apps/docs', { KA_BACKEND: 'cpu' }, backendSetup, ['test/e2e.test.ts']),
       browserProject('webgl'),

@@ -52,6 +52,25 @@ export function serveSite({ root, port = 4173, host = '127.0.0.1' } = {}) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { url } = await serveSite({ port: Number(process.env.PORT ?? 4173) });
+  const { url, close } = await serveSite({ port: Number(process.env.PORT ?? 4173) });
   console.log(`kernel-attention docs: ${url}  (Ctrl-C stops)`);
+  // --exit-with PID…: stop when any of these processes is gone (npm start passes npm's PID and
+  // its shell's: npm does not pass a signal on through the shell it runs scripts in)
+  const watch = process.argv
+    .slice(process.argv.indexOf('--exit-with') + 1)
+    .map(Number)
+    .filter((pid) => process.argv.includes('--exit-with') && Number.isInteger(pid) && pid > 1);
+  if (watch.length > 0) {
+    setInterval(() => {
+      for (const pid of watch) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          console.log(`kernel-attention docs: process ${pid} ended, stopping the server`);
+          close();
+          process.exit(0);
+        }
+      }
+    }, 500);
+  }
 }
