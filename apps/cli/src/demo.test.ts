@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, parseArgs, parseLengths } from './args.js';
 import { formatTable, runDemo } from './demo.js';
@@ -176,4 +179,38 @@ describe('runDemo on real attention', () => {
       text.dispose();
     }
   }, 60_000);
+});
+
+describe('the demo command (a display process and a measuring child)', () => {
+  const run = (args: string[]) => {
+    const here = dirname(fileURLToPath(import.meta.url));
+    return spawnSync(
+      join(here, '..', '..', '..', 'node_modules', '.bin', 'tsx'),
+      ['--conditions=@kernel-attention/source', join(here, 'main.ts'), ...args],
+      { encoding: 'utf8', env: { ...process.env, KA_DEMO_CHILD: '' } },
+    );
+  };
+
+  it('draws progress on a log line by line, prints the table and what else used the CPU', () => {
+    const r = run(
+      '--inputs gaussian --lengths 32,64 --heads 1 --head-dim 8 --features 16 --runs 1'.split(' '),
+    );
+    expect(r.status).toBe(0);
+    const progress = r.stderr.trim().split('\n');
+    expect(progress[0]).toMatch(/0\/1 starting the backend/);
+    expect(progress.some((l) => /1\/4 FAVOR\+, L=32/.test(l))).toBe(true);
+    expect(progress.at(-1)).toMatch(/4\/4 done/);
+    expect(r.stdout).toMatch(/FAVOR\+ vs exact softmax attention/);
+    expect(r.stdout).toMatch(/^\s+64\s+\d\.\d{4}/m);
+    expect(r.stdout).toMatch(
+      /other processes during the run: \d\.\d\d cores \(a quiet machine\)|Warning: other processes used \d\.\d\d cores/,
+    );
+  }, 60_000);
+
+  it('ends a bad flag with its message and exit code 2, nothing else', () => {
+    const r = run(['--bogus']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('ka-demo: unknown option "--bogus" (see --help)\n');
+    expect(r.stdout).toBe('');
+  });
 });

@@ -6,9 +6,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { watchOtherCpu } from '@kernel-attention/cli/cpu';
 import { train } from '@kernel-attention/performer';
 import * as tf from '@tensorflow/tfjs-core';
-import { watchOtherCpu } from '../cpu.js';
 import { createModel, trainBatch, writeResults } from './common.js';
 
 export const SPEED_MODELS = ['transformer', 'favor-positive', 'favor-hyperbolic', 'performer-relu'];

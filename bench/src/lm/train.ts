@@ -5,9 +5,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { watchOtherCpu } from '@kernel-attention/cli/cpu';
 import { train } from '@kernel-attention/performer';
 import * as tf from '@tensorflow/tfjs-core';
-import { watchOtherCpu } from '../cpu.js';
 import {
   bitsPerChar,
   CHECKPOINTS,
