@@ -12,6 +12,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watchOtherCpu } from '@kernel-attention/cli/cpu';
 import { favorAttention, softmaxAttention } from '@kernel-attention/core';
 import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
@@ -29,6 +30,8 @@ interface Result {
   peakTensorBytes: number | null;
   /** Peak resident set size of the process that ran only this configuration (VmHWM). */
   peakRssBytes: number;
+  /** Other processes' mean CPU (cores) while this configuration was timed; null without /proc. */
+  otherCores: number | null;
 }
 
 function peakRss(): number {
@@ -83,6 +86,7 @@ async function measure(
     call().dispose();
   }
   const times: number[] = [];
+  const cpu = watchOtherCpu();
   for (let r = 0; r < runs; r++) {
     const t0 = performance.now();
     const out = call();
@@ -90,6 +94,7 @@ async function measure(
     times.push(performance.now() - t0);
     out.dispose();
   }
+  const { otherCores } = cpu.stop();
   tf.dispose([q, k, v]);
   const sorted = [...times].sort((a, b) => a - b);
   return {
@@ -100,6 +105,7 @@ async function measure(
     timesMs: times.map((t) => Math.round(t * 10) / 10),
     peakTensorBytes,
     peakRssBytes: peakRss(),
+    otherCores: otherCores === null ? null : Math.round(otherCores * 1000) / 1000,
   };
 }
 
@@ -189,7 +195,7 @@ function writeResults(results: Result[]) {
       isolation: 'one Node process per configuration',
       shape: { batch: 1, heads: H, headDim: d, features: m },
       inputs: 'q, k ~ N(0, 0.5²), v ~ N(0, 1), seeded',
-      note: "medians of wall time per call (dataSync included); peakTensorBytes from tf.profile (null at L = 65536, where profiling every kernel exhausts memory); peakRssBytes = VmHWM of the configuration's own process",
+      note: "medians of wall time per call (dataSync included); otherCores = other processes' mean CPU while the configuration was timed (a quiet run stays near 0); peakTensorBytes from tf.profile (null at L = 65536, where profiling every kernel exhausts memory); peakRssBytes = VmHWM of the configuration's own process",
     },
     results,
     targets: evaluateTargets(results),
@@ -222,7 +228,7 @@ async function main() {
     results.push(r);
     writeResults(results);
     process.stderr.write(
-      `${r.medianMs.toFixed(1)} ms (peak tensors ${r.peakTensorBytes === null ? '-' : (r.peakTensorBytes / 2 ** 20).toFixed(0)} MiB, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB)\n`,
+      `${r.medianMs.toFixed(1)} ms, other processes ${r.otherCores?.toFixed(2) ?? '?'} cores (peak tensors ${r.peakTensorBytes === null ? '-' : (r.peakTensorBytes / 2 ** 20).toFixed(0)} MiB, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB)\n`,
     );
   }
   const { targets } = writeResults(results);

@@ -1,3 +1,10 @@
+/**
+ * The attention operations on `[batch, heads, length, dim]` tensors: exact softmax attention,
+ * linear attention and FAVOR+ (bidirectional and causal), recurrent decoding, the mechanisms of
+ * the efficient-attention literature, and backend selection.
+ *
+ * @module @kernel-attention/core
+ */
 export {
   type BayesianAttentionOptions,
   type BayesianAttentionResult,

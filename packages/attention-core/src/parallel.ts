@@ -1,3 +1,9 @@
+/**
+ * FAVOR+ on several cores: `createAttentionPool` splits the (batch, head) groups between the
+ * calling thread and worker threads (Node) or Web Workers (browsers).
+ *
+ * @module @kernel-attention/core/parallel
+ */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';

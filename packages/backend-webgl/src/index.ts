@@ -1,3 +1,9 @@
+/**
+ * Fused WebGL kernels for `@kernel-attention/core`: call `register()` once, after importing
+ * `@tensorflow/tfjs-backend-webgl`.
+ *
+ * @module @kernel-attention/backend-webgl
+ */
 import { getKernel, registerKernel } from '@tensorflow/tfjs-core';
 import { positiveFeaturesConfig } from './kernels/PositiveFeatures.js';
 

@@ -1,3 +1,9 @@
+/**
+ * Fused WebGPU (WGSL) kernels for `@kernel-attention/core`: call `register()` once, after
+ * importing `@tensorflow/tfjs-backend-webgpu`.
+ *
+ * @module @kernel-attention/backend-webgpu
+ */
 import { getKernel, registerKernel } from '@tensorflow/tfjs-core';
 import { bidirectionalLinearAttentionConfig } from './kernels/BidirectionalLinearAttention.js';
 import { causalLinearAttentionConfig } from './kernels/CausalLinearAttention.js';

@@ -1,3 +1,10 @@
+/**
+ * Kernel feature maps φ with φ(q)·φ(k) ≈ K(q, k): FAVOR+'s positive softmax features and its
+ * hyperbolic, trigonometric and generalized relatives, FAVOR++ and the dense-exponential maps,
+ * and the `FeatureMap` interface for your own kernel.
+ *
+ * @module @kernel-attention/feature-maps
+ */
 export {
   type AttentionStatistics,
   DENSE_EXPONENTIAL_VARIANTS,

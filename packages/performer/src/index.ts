@@ -1,3 +1,9 @@
+/**
+ * The Performer model zoo: `PerformerLM`, `PerformerEncoder`, `SoftmaxTransformer`, tfjs-layers
+ * layers, training, performer-pytorch checkpoints and a pretrained character-level Performer.
+ *
+ * @module @kernel-attention/performer
+ */
 export {
   type EvaluateKernelOptions,
   evaluateKernel,

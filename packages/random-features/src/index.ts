@@ -1,3 +1,9 @@
+/**
+ * Seeded, splittable counter-based random numbers (Threefry-2x32) and the Gaussian random
+ * projections of FAVOR+: IID and block-orthogonal, in Float64, with no tfjs dependency.
+ *
+ * @module @kernel-attention/random-features
+ */
 export { detLog } from './log.js';
 export { type Matrix, multiplyTransposed, rowSlice, zeros } from './matrix.js';
 export { orthogonalFactor } from './qr.js';

@@ -27,7 +27,7 @@ export default defineConfig({
   head: [['link', { rel: 'icon', href: '/favicon.svg', type: 'image/svg+xml' }]],
   // the guides are included from the repository's docs/ folder, whose links point into the
   // repository (bench results, decision notes), not into the site
-  ignoreDeadLinks: true,
+  ignoreDeadLinks: false,
   markdown: { math: false, attrs: { disable: true } },
   themeConfig: {
     nav: [

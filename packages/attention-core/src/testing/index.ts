@@ -3,6 +3,8 @@
  * checked against, seeded inputs, the paper's predicted FAVOR+ error and backend start-up helpers.
  * No test-runner dependency: use these from any runner or script. The vitest suites that drive
  * them are in `@kernel-attention/core/testing/vitest`.
+ *
+ * @module @kernel-attention/core/testing
  */
 export { predictedFavorMse } from './accuracy.js';
 export { requestedBackend, SYNC_READ_BACKENDS, scoped, useBackend } from './backends.js';

@@ -1,6 +1,7 @@
 import type { Theme } from 'vitepress';
 import DefaultTheme from 'vitepress/theme';
 import BenchCharts from './BenchCharts.vue';
+import BenchTables from './BenchTables.vue';
 import LmCharts from './LmCharts.vue';
 import Playground from './Playground.vue';
 
@@ -9,6 +10,7 @@ export default {
   enhanceApp({ app }) {
     app.component('Playground', Playground);
     app.component('BenchCharts', BenchCharts);
+    app.component('BenchTables', BenchTables);
     app.component('LmCharts', LmCharts);
   },
 } satisfies Theme;
