@@ -4,7 +4,7 @@
 // the features), that the page logs no console errors, and that a long sweep can be cancelled.
 // Screenshots go to test-results/docs-e2e/.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadHeldOutDocuments, loadPretrained } from '@kernel-attention/performer';
 import { type Browser, chromium, type Page } from 'playwright';
@@ -173,6 +173,29 @@ describe('the docs site', () => {
     await page.close();
   }, 300_000);
 
+  it('has no dead link: every internal link and asset of the built site resolves', async () => {
+    const dist = join(repo, 'apps', 'docs', 'site', '.vitepress', 'dist');
+    const pages = readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) =>
+      f.endsWith('.html'),
+    );
+    const dead: string[] = [];
+    for (const page of pages) {
+      const html = readFileSync(join(dist, page), 'utf8');
+      for (const [, href] of html.matchAll(/(?:href|src)="([^"#?]+)[^"]*"/g)) {
+        if (/^(https?:|mailto:|data:|\/\/)/.test(href!)) continue;
+        const path = href!.startsWith('/')
+          ? join(dist, decodeURIComponent(href!))
+          : join(dist, page, '..', decodeURIComponent(href!));
+        const found = [path, `${path}.html`, join(path, 'index.html')].some(
+          (p) => existsSync(p) && (statSync(p).isFile() || existsSync(join(p, 'index.html'))),
+        );
+        if (!found) dead.push(`${page}: ${href}`);
+      }
+    }
+    expect(pages.length).toBeGreaterThan(100);
+    expect([...new Set(dead)]).toEqual([]);
+  });
+
   it('every page of the navigation renders, the benchmark plots among them', async () => {
     for (const path of [
       '',
@@ -180,6 +203,7 @@ describe('the docs site', () => {
       'math',
       'write-your-own-kernel',
       'backends',
+      'bundlers',
       'benchmarks',
       'api/',
       'guides/combiner',
@@ -189,7 +213,31 @@ describe('the docs site', () => {
       expect(await page.locator('h1').first().textContent()).toBeTruthy();
       if (path === 'benchmarks') {
         expect(await page.locator('.ka-chart svg polyline').count()).toBeGreaterThan(10);
+        // every chart readable: at most 8 series (8 distinct colours), no 1e+3-style ticks
+        const perChart = await page
+          .locator('.ka-chart')
+          .evaluateAll((charts) => charts.map((c) => c.querySelectorAll('polyline').length));
+        expect(perChart.length).toBeGreaterThanOrEqual(7);
+        expect(Math.max(...perChart)).toBeLessThanOrEqual(8);
+        expect(await page.locator('.ka-chart svg text').allTextContents()).not.toContainEqual(
+          expect.stringMatching(/e[+-]\d/),
+        );
+        expect(await page.locator('.ka-bench-tables table').count()).toBeGreaterThanOrEqual(4);
         await page.screenshot({ path: join(shots, 'benchmarks.png'), fullPage: true });
+      }
+      if (path === 'math') {
+        // typeset by MathJax at build time: SVG formulas, no TeX source left in the text
+        const formulas = page.locator('mjx-container svg');
+        expect(await formulas.count()).toBeGreaterThan(20);
+        expect((await formulas.first().boundingBox())!.width).toBeGreaterThan(0);
+        expect(await page.locator('.vp-doc').textContent()).not.toMatch(/\\(frac|exp|omega)|\^\{/);
+        await page.screenshot({ path: join(shots, 'math.png'), fullPage: true });
+      }
+      if (path === 'api/') {
+        expect(await page.locator('.vp-doc a').allTextContents()).toContain(
+          '@kernel-attention/core',
+        );
+        expect(await page.locator('.prev-next a').count()).toBe(0); // no jump out of the reference
       }
       expect(errors).toEqual([]);
       await page.close();

@@ -25,10 +25,33 @@ export default defineConfig({
     'FAVOR+ and the efficient attention mechanisms of its literature on TensorFlow.js: CPU, WASM, WebGL, WebGPU',
   cleanUrls: true,
   head: [['link', { rel: 'icon', href: '/favicon.svg', type: 'image/svg+xml' }]],
-  // the guides are included from the repository's docs/ folder, whose links point into the
-  // repository (bench results, decision notes), not into the site
+  // a dead link fails the build (the docs tests build the site)
   ignoreDeadLinks: false,
-  markdown: { math: false, attrs: { disable: true } },
+  markdown: {
+    math: true, // $…$ and $$…$$ typeset by MathJax at build time (markdown-it-mathjax3)
+    attrs: { disable: true },
+    config(md) {
+      // the guides are included from the repository's docs/ folder, where a link to the
+      // performance notes points at docs/performance.md; on the site that is the benchmarks page
+      const link = md.renderer.rules.link_open;
+      md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
+        const href = tokens[idx]!.attrGet('href');
+        if (href && /^(\.\.\/)+performance\.md/.test(href)) {
+          tokens[idx]!.attrSet('href', '/benchmarks');
+        }
+        return link
+          ? link(tokens, idx, options, env, self)
+          : self.renderToken(tokens, idx, options);
+      };
+    },
+  },
+  // the API reference is not in the sidebar: no previous/next links that would jump out of it
+  transformPageData(pageData) {
+    if (pageData.relativePath.startsWith('api/')) {
+      pageData.frontmatter.prev = false;
+      pageData.frontmatter.next = false;
+    }
+  },
   themeConfig: {
     nav: [
       { text: 'Getting started', link: '/getting-started' },
