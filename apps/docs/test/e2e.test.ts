@@ -156,6 +156,38 @@ describe('the docs site', () => {
     300_000,
   );
 
+  it('after a sweep the heatmaps show the settings, with their colour scale; sweep status is not an error', async () => {
+    const { page, errors } = await open('playground?backend=wasm&inputs=gaussian&L=64&d=16&m=32');
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=status]')?.textContent === 'ready',
+      null,
+      { timeout: 120_000 },
+    );
+    await page.click('[data-testid=sweep-m]');
+    await page.waitForSelector('progress', { timeout: 60_000 });
+    const during = await page.textContent('[data-testid=status]');
+    expect(during).toMatch(/^measuring the output's relative error at m = \d+/);
+    await settled(page);
+    expect(await page.textContent('[data-testid=status]')).toBe('done');
+    const painted = await page.evaluate(() => {
+      const c = document.querySelector('[data-testid=exact-map]') as HTMLCanvasElement;
+      const px = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let lit = 0;
+      for (let i = 0; i < px.length; i += 4) if (px[i + 3]! > 0) lit++;
+      return { width: c.width, lit };
+    });
+    expect(painted.width).toBe(64);
+    expect(painted.lit).toBe(64 * 64);
+    expect(await page.isVisible('[data-testid=colour-scale]')).toBe(true);
+    const ticks = await page.locator('[data-testid=colour-scale] .ticks span').allTextContents();
+    expect(ticks[0]).toBe('0');
+    expect(ticks).toHaveLength(5);
+    expect(Number(ticks.at(-1))).toBeGreaterThan(0);
+    await page.screenshot({ path: join(shots, 'playground-after-sweep.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 300_000);
+
   it('a long sweep shows progress and can be cancelled', async () => {
     const { page, errors } = await open('playground?backend=wasm');
     await page.waitForFunction(
