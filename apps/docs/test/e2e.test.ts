@@ -228,6 +228,30 @@ describe('the docs site', () => {
     expect([...new Set(dead)]).toEqual([]);
   });
 
+  it('API reference: modules named by package, every parameter described, no test-runner suites', () => {
+    const api = join(repo, 'apps', 'docs', 'site', 'api');
+    const index = readFileSync(join(api, 'index.md'), 'utf8');
+    for (const name of ['core', 'core/parallel', 'core/testing', 'feature-maps', 'performer']) {
+      expect(index).toContain(`[@kernel-attention/${name}]`);
+    }
+    const undocumented: string[] = [];
+    for (const file of readdirSync(api, { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.md')) continue;
+      const text = readFileSync(join(api, file), 'utf8');
+      expect(text, file).not.toMatch(/runParitySuite|runPropertySuite/);
+      for (const section of text.split(/^## Parameters$/m).slice(1)) {
+        const params = section.split(/^## /m)[0]!;
+        for (const [, name, body] of params.matchAll(
+          /^### (\S+)\n\n([\s\S]*?)(?=^### |(?![\s\S]))/gm,
+        )) {
+          // a parameter section is its type line, then its description
+          if (body!.trim().split(/\n\s*\n/).length < 2) undocumented.push(`${file}: ${name}`);
+        }
+      }
+    }
+    expect(undocumented).toEqual([]);
+  });
+
   it('every page of the navigation renders, the benchmark plots among them', async () => {
     for (const path of [
       '',

@@ -53,6 +53,11 @@ export interface BayesianAttentionResult {
  *
  * q [B, H, Lq, d], k [B, H, Lk, d], v [B, H, Lk, dv] → { output [B, H, Lq, dv], kl }.
  *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ mode, shape, prior, seed, causal, mask }`: sampled or mean weights and the Weibull/Gamma parameters (see BayesianAttentionOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';
@@ -163,6 +168,11 @@ export function weibullLogSamples(logMean: tf.Tensor, shape: number, seed: numbe
 /**
  * KL(Weibull(k, λ) ‖ Gamma(α, β)) elementwise, from log λ:
  *   γα/k − α ln λ + ln k + βλΓ(1 + 1/k) − γ − 1 − α ln β + ln Γ(α).
+ *
+ * @param logLambda - log of the Weibull scale λ, any shape
+ * @param shape - the Weibull shape k (> 0)
+ * @param alpha - the Gamma prior's shape α, broadcast against logLambda
+ * @param beta - the Gamma prior's rate β (> 0)
  */
 export function klWeibullGamma(
   logLambda: tf.Tensor,

@@ -52,6 +52,8 @@ function makeState(
 /**
  * An empty decoding state.
  *
+ * @param opts - the state's sizes `{ batch, heads, numFeatures, valueDim }` (numFeatures: m' of the feature map used with it)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';
@@ -98,6 +100,12 @@ export interface CausalStepOptions {
  * One decoding step of FAVOR+ causal attention: q, k [B, H, 1, d], v [B, H, 1, dv]. Returns the
  * output for this token (what `favorAttention(..., { causal: true })` gives at this position for
  * the same prefix) and the next state. The input state is not disposed.
+ *
+ * @param state - the state after the previous tokens (from causalState or the previous step); not modified
+ * @param q - the new queries [B, H, T, d] (T ≥ 1 tokens)
+ * @param k - the new keys [B, H, T, d]
+ * @param v - the new values [B, H, T, dv]
+ * @param opts - `{ featureMap }`: the same feature map at every step
  */
 export function favorCausalStep(
   state: CausalState,
@@ -126,6 +134,12 @@ export function favorCausalStep(
 /**
  * One decoding step of causal linear attention on given features (position-local, no stabilizer):
  * qFeat, kFeat [B, H, 1, m], v [B, H, 1, dv].
+ *
+ * @param state - the state after the previous tokens; not modified
+ * @param qFeat - features of the new queries [B, H, T, m']
+ * @param kFeat - features of the new keys [B, H, T, m'] (non-negative)
+ * @param v - the new values [B, H, T, dv]
+ * @param opts - `{ eps }`: the denominator floor (optional)
  */
 export function linearCausalStep(
   state: CausalState,

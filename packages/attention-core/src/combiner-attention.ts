@@ -42,6 +42,11 @@ const MASKED = -1e30;
  *
  * q, k [B, H, L, d], v [B, H, L, dv] → [B, H, L, dv].
  *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ variant, blockSize, pooling, causal, mask }` (see CombinerAttentionOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';

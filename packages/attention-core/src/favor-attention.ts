@@ -92,6 +92,11 @@ export function assertFeatureMap(
  *
  * q, k [B, H, L, d], v [B, H, L, dv] → [B, H, L, dv].
  *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ featureMap, causal, mask, chunkSize, … }` (see FavorAttentionOptions); featureMap is required
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';

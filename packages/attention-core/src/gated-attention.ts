@@ -66,6 +66,11 @@ export interface GatedAttentionResult {
  * q [B, H, Lq, d], k [B, H, Lk, d], v [B, H, Lk, dv], gates [B, Lk] → [B, H, Lq, dv]
  * (or { output, penalty } with returnPenalty).
  *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ gates, mode, temperature, seed, causal, mask, returnPenalty }` (see GatedAttentionOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';
@@ -83,6 +88,14 @@ export function gatedAttention(
   v: tf.Tensor,
   opts: GatedAttentionOptions & { returnPenalty: true },
 ): GatedAttentionResult;
+/**
+ * Gated attention without the penalty: the output only (see the first form).
+ *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ gates, mode, temperature, seed, causal, mask }` (see GatedAttentionOptions)
+ */
 export function gatedAttention(
   q: tf.Tensor,
   k: tf.Tensor,
@@ -207,6 +220,10 @@ function withNanGates(
  * Relaxed Bernoulli (Concrete) gates g = σ((logit p + logit u)/τ) with u from our PRNG; exactly 0
  * and 1 where p is 0 or 1 (the logit branch sees a clipped p, so its gradient stays finite).
  * P(g > 1/2) = p for every τ; as τ → 0 the gates become Bernoulli(p) samples.
+ *
+ * @param p - keep-probabilities in [0, 1], any shape
+ * @param temperature - τ > 0: lower is closer to hard 0/1 gates
+ * @param seed - seed of the uniform noise u (our PRNG: the same gates on every backend)
  */
 export function relaxedGates(p: tf.Tensor, temperature: number, seed: number): tf.Tensor {
   const rng = createRng(seed);

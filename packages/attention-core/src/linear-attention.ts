@@ -51,6 +51,11 @@ export const DEFAULT_CHUNK_SIZE = 64;
  *
  * qFeat [B, H, Lq, m], kFeat [B, H, Lk, m], v [B, H, Lk, dv] → [B, H, Lq, dv].
  *
+ * @param qFeat - query features φ(Q) [B, H, Lq, m']
+ * @param kFeat - key features φ(K) [B, H, Lk, m'] (non-negative for a well-defined denominator)
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ causal, mask, chunkSize, eps }` (see LinearAttentionOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';

@@ -79,6 +79,11 @@ export interface AttentionPool {
    * favorAttention with `featureMap` (positive or hyperbolic softmax features), the (batch, head) groups split
    * between the calling thread and the workers; the same result as the single-thread call on the
    * same backend. q, k [B, H, L, d], v [B, H, L, dv] (as many queries as keys) → [B, H, L, dv].
+   *
+   * @param q - queries [B, H, Lq, d]
+   * @param k - keys [B, H, Lk, d]
+   * @param v - values [B, H, Lk, dv]
+   * @param opts - `{ featureMap, causal }`: a positiveSoftmax or hyperbolicSoftmax map
    */
   favorAttention(
     q: tf.Tensor,

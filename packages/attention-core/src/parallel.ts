@@ -72,6 +72,8 @@ async function nodeTransport(url: URL, backend: string): Promise<PoolTransport> 
  * thread in Node, so this is how the other cores get used. In a browser the same import resolves
  * to the Web Worker form (parallel-browser.ts), with the same API.
  *
+ * @param opts - `{ workers, backend }`: worker threads besides this one (default 1) and their backend ('wasm' or 'cpu')
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';

@@ -29,6 +29,11 @@ export interface RelationAwareAttentionOptions {
  *
  * q [B, H, Lq, d], k [B, H, Lk, d], v [B, H, Lk, dv] → [B, H, Lq, dv].
  *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ relations, relationKeys, relationValues, causal, mask }` (see RelationAwareAttentionOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';
@@ -120,6 +125,9 @@ export function relationAwareAttention(
  * Shaw et al.'s relative positions as relation ids: r_ij = clip(j − i, −maxDistance, maxDistance)
  * + maxDistance, an int32 [L, L] with ids 0..2·maxDistance (so relationKeys has 2·maxDistance + 1
  * rows). Pass it as `relations` of relationAwareAttention.
+ *
+ * @param length - the sequence length L
+ * @param maxDistance - the clipping distance: relation ids run over 0..2·maxDistance
  */
 export function clippedRelativePositions(length: number, maxDistance: number): tf.Tensor2D {
   const fn = 'clippedRelativePositions';

@@ -68,6 +68,11 @@ const PASS_BUDGET = 1 << 22;
  * q, k [B, H, L, d], v [B, H, L, dv], relativeBias [H, 2L−1] → [B, H, L, dv]. Memory: the
  * products run over blocks of features, O(L·m + L·dv) per (batch, head) beyond one pass.
  *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ featureMap, relativeBias, causal, mask, method }` (see RpeFavorAttentionOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';

@@ -34,6 +34,9 @@ const WASM_HINT =
  * others were rejected (the initialisation error tfjs reports, with a hint for wasm in a bundle).
  * Import the backend packages you want considered first.
  *
+ * @param preferred - backend names, most preferred first (default webgpu, webgl, wasm, cpu)
+ * @param options - `{ wasmPaths, setWasmPaths }`, for wasm in a browser bundle
+ *
  * @example
  * ```ts
  * import '@tensorflow/tfjs-backend-wasm';

@@ -34,6 +34,11 @@ export interface SoftmaxAttentionOptions {
  *
  * q [B, H, Lq, d], k [B, H, Lk, d], v [B, H, Lk, dv] → [B, H, Lq, dv].
  *
+ * @param q - queries [B, H, Lq, d]
+ * @param k - keys [B, H, Lk, d]
+ * @param v - values [B, H, Lk, dv]
+ * @param opts - `{ causal, mask, bias }` (optional; see SoftmaxAttentionOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';

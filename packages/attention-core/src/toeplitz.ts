@@ -21,6 +21,9 @@ export const FFT_MIN_LENGTH = 64;
  * Float64 FFT runs on the CPU side; tfjs-wasm has no FFT kernel) from FFT_MIN_LENGTH on, the
  * dense product on the GPU backends (tfjs's FFT there is a naive DFT, and reading the data back
  * for ours would cost more than the matmul) and for short sequences.
+ *
+ * @param length - the sequence length L
+ * @param backend - the tfjs backend name
  */
 export function defaultToeplitzMethod(
   length: number,
@@ -39,6 +42,10 @@ export function defaultToeplitzMethod(
  * 'toeplitz' builds C [L, L] and uses one matmul. Both have gradients for c and x (tf.customGrad:
  * the adjoint of a Toeplitz product is the Toeplitz product with c reversed, and ∂c is a
  * correlation — by FFT, or the diagonal sums of dy·xᵀ).
+ *
+ * @param c - the Toeplitz coefficients [..., 2L − 1]: c[j − i + L − 1] is entry (i, j)
+ * @param x - the matrix to multiply [..., L, n]
+ * @param opts - `{ method }`: 'fft' or 'toeplitz' (default by length and backend)
  *
  * @example
  * ```ts
@@ -98,7 +105,12 @@ function reverseLast(c: tf.Tensor2D): tf.Tensor2D {
   return tf.reverse(c, 1);
 }
 
-/** The dense Toeplitz matrices C [N, L, L], C_ij = c[j − i + L − 1], from shifted copies of c. */
+/**
+ * The dense Toeplitz matrices C [N, L, L], C_ij = c[j − i + L − 1], from shifted copies of c.
+ *
+ * @param c - the coefficients [..., 2L − 1]
+ * @param L - the size L of the L×L matrix
+ */
 export function toeplitzMatrix(c: tf.Tensor2D, L: number): tf.Tensor3D {
   return toeplitzBlock(c, L, L);
 }

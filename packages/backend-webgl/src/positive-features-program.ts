@@ -11,6 +11,10 @@ function glslFloat(v: number): string {
  * Per-row statistics of u = x·P (input U [G, L, m], from tfjs's packed matmul) and x [G, L, d],
  * packed (each texel holds rows r and r + 1): out[g, l, 0] = max of u' over the features (u' = u,
  * or |u| when symmetric), out[g, l, 1] = |x|².
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
  */
 export class RowStatsProgram implements GPGPUProgram {
   readonly variableNames = ['U', 'X'];
@@ -44,7 +48,13 @@ export class RowStatsProgram implements GPGPUProgram {
   }
 }
 
-/** Maximum of the row maxima T[g, :, 0] per group → [G, 1]. */
+/**
+ * Maximum of the row maxima T[g, :, 0] per group → [G, 1].
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
+ */
 export class GroupMaxProgram implements GPGPUProgram {
   readonly variableNames = ['T'];
   readonly outputShape: number[];
@@ -69,6 +79,10 @@ export class GroupMaxProgram implements GPGPUProgram {
  * exp(±u − shift − a|x|² + logRatio) + floor, with the row statistics T from RowStatsProgram and,
  * for 'group', the group maxima M from GroupMaxProgram. Replaces the composite path's softmax,
  * log, max and exponential programs (about ten) with this one and RowStatsProgram.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
  */
 export class FeaturesEpilogueProgram implements GPGPUProgram {
   readonly variableNames: string[];

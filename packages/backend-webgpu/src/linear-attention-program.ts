@@ -21,6 +21,10 @@ const POSITIONS_PER_BLOCK = 8;
  * through workgroup memory.
  * Bidirectional: first S = Σ_j k_j v_jᵀ over all Lk keys, then out_i = q_i·S for the Lq queries
  * with the same reduction. Specialised on (G, Lq, Lk, m, w, causal), all named in the cache key.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
  */
 export class LinearAttentionProgram implements WebGPUProgram {
   readonly variableNames: string[];

@@ -26,6 +26,10 @@ function dispatchFor(workgroups: number): [number, number, number] {
  *
  * `mode`: 'row' and 'none' write features; 'group' writes features with the shift read from
  * input S [G, 1] (one per group); 'rowmax' writes only the row maxima ℓ [G, L] of u'.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
  */
 export class PositiveFeaturesProgram implements WebGPUProgram {
   readonly variableNames: string[];
@@ -142,7 +146,13 @@ export class PositiveFeaturesProgram implements WebGPUProgram {
   }
 }
 
-/** The maximum of ℓ [G, L] per group → [G, 1] (one workgroup per group). */
+/**
+ * The maximum of ℓ [G, L] per group → [G, 1] (one workgroup per group).
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
+ */
 export class GroupMaxProgram implements WebGPUProgram {
   readonly variableNames = ['A'];
   readonly outputShape: number[];

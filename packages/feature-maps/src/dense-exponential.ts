@@ -31,13 +31,23 @@ export const DENSE_EXPONENTIAL_VARIANTS: readonly DenseExponentialVariant[] = [
   'sderf',
 ];
 
-/** ρ of the OPRF fit, in the cancellation-free form 2d / ((d + 2φ) + √((d + 2φ)² + 8dφ)). */
+/**
+ * ρ of the OPRF fit, in the cancellation-free form 2d / ((d + 2φ) + √((d + 2φ)² + 8dφ)).
+ *
+ * @param phi - the mean of |x + y|² over query–key pairs
+ * @param d - the dimension
+ */
 export function oprfRho(phi: number, d: number): number {
   const p = Math.max(0, phi);
   return (2 * d) / (d + 2 * p + Math.sqrt((d + 2 * p) ** 2 + 8 * d * p));
 }
 
-/** The A minimising the OPRF objective for the statistic φ: A = (1 − 1/ρ)/8 (≤ 0). */
+/**
+ * The A minimising the OPRF objective for the statistic φ: A = (1 − 1/ρ)/8 (≤ 0).
+ *
+ * @param phi - the mean of |x + y|² over query–key pairs
+ * @param d - the dimension
+ */
 export function oprfOptimalA(phi: number, d: number): number {
   return (1 - 1 / oprfRho(phi, d)) / 8;
 }
@@ -45,12 +55,22 @@ export function oprfOptimalA(phi: number, d: number): number {
 /**
  * The OPRF objective: mean log second moment relative to K² over pairs with mean |x + y|² = φ,
  *   (d/2)·ln(1 + 16A²/(1 − 8A)) + φ/(1 − 8A);  A = 0 gives FAVOR+'s φ.
+ *
+ * @param A - the OPRF parameter A (< 1/8)
+ * @param d - the dimension
+ * @param phi - the mean of |x + y|² over query–key pairs
  */
 export function oprfLogSecondMoment(A: number, d: number, phi: number): number {
   return (d / 2) * Math.log1p((16 * A * A) / (1 - 8 * A)) + phi / (1 - 8 * A);
 }
 
-/** The per-pair relative variance of the OPRF estimator at |x + y|² = s (Var / K²). */
+/**
+ * The per-pair relative variance of the OPRF estimator at |x + y|² = s (Var / K²).
+ *
+ * @param A - the OPRF parameter A (< 1/8)
+ * @param d - the dimension
+ * @param s - |x + y|² of the query–key pair
+ */
 export function oprfRelativeVariance(A: number, d: number, s: number): number {
   return Math.exp(oprfLogSecondMoment(A, d, s)) - 1;
 }
@@ -89,7 +109,12 @@ const trace = (m: Float64Array, d: number) => {
 };
 const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
-/** Fits a variant to the statistics in Float64 (the oracle of the tensor fits, and the ADERF/SDERF fits themselves). */
+/**
+ * Fits a variant to the statistics in Float64 (the oracle of the tensor fits, and the ADERF/SDERF fits themselves).
+ *
+ * @param variant - 'saderf', 'aderf', 'sderf', or 'favor+' (the plain positive features, for comparison)
+ * @param s - the statistics of the queries and keys (see AttentionStatistics)
+ */
 export function fitDenseExponential(
   variant: DenseExponentialVariant | 'favor+',
   s: AttentionStatistics,
@@ -559,6 +584,8 @@ class DenseExponentialMap implements FeatureMap {
  * variance-optimal A ≤ 0 fitted per attention call (per (batch, head)) from one statistic,
  * φ = mean|x|² + mean|y|² + 2x̄·ȳ. Used without `prepare` it is FAVOR+.
  *
+ * @param opts - `{ projection, eps, antithetic, shrink }` (see DenseExponentialOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';
@@ -581,6 +608,8 @@ export function optimizedPositiveSoftmax(
  * rescaling, then OPRF; every backend), 'aderf' (a full Ψ1ᵀΨ2 = I transform, then OPRF) or 'sderf'
  * (a symmetric matrix A) — the last two fitted on the CPU in Float64 (not on WebGPU). Also accepts
  * 'oprf'. Fitted per attention call by `prepare`; used without it, FAVOR+.
+ *
+ * @param opts - `{ projection, variant, eps, shrink, antithetic }` (see DenseExponentialOptions)
  *
  * @example
  * ```ts

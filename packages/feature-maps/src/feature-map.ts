@@ -62,6 +62,10 @@ export interface FeatureMap {
   readonly name: string;
   /** Output width m' (2m for trigonometric and hyperbolic maps). */
   readonly numFeatures: number;
+  /**
+   * @param x - inputs [..., L, d]
+   * @param role - 'query' or 'key'
+   */
   features(x: Tensor, role: FeatureRole): Tensor;
   /**
    * Optional: key features split into parts (see KeyParts), for maps whose key features depend
@@ -69,6 +73,8 @@ export interface FeatureMap {
    * the keys each query sees — exactly causal, and padded keys never move the stabilizer — and
    * recurrent decoding (`favorCausalStep`) keeps a running maximum. Maps without it are treated
    * as position-local (features of one key depend on that key only).
+   *
+   * @param x - keys [..., L, d]
    */
   keyParts?(x: Tensor): KeyParts;
   /**
@@ -85,8 +91,17 @@ export interface FeatureMap {
    * to every one of the L×m' features — one pass over the largest tensors saved.
    */
   readonly floor?: number;
+  /**
+   * @param x - inputs [..., L, d]
+   * @param role - 'query' or 'key'
+   */
   featuresWithoutFloor?(x: Tensor, role: FeatureRole): Tensor;
-  /** Optional: the same features as scale ⊙ rows + floor (see FactoredFeatures). */
+  /**
+   * Optional: the same features as scale ⊙ rows + floor (see FactoredFeatures).
+   *
+   * @param x - inputs [..., L, d]
+   * @param role - 'query' or 'key'
+   */
   factoredFeatures?(x: Tensor, role: FeatureRole): FactoredFeatures;
   /**
    * Optional, for data-dependent maps (FAVOR++, dense-exponential features): the map to use for
@@ -95,6 +110,10 @@ export interface FeatureMap {
    * parameter set per group, shared by all its queries and keys (otherwise the estimate would be
    * biased); no gradient flows through the statistics. favorAttention and every mechanism that
    * takes a feature map call it, and dispose the returned map after the call.
+   *
+   * @param q - the queries of the call
+   * @param k - the keys of the call
+   * @param keep - [B, Lk] padding mask (1 keep, 0 pad), if any
    */
   prepare?(q: Tensor, k: Tensor, keep: Tensor | null): FeatureMap & { dispose(): void };
   /** Optional: release tensors the map caches (e.g. projections uploaded to a backend). */

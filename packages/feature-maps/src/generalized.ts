@@ -43,6 +43,8 @@ function kernelFn(fn: KernelFunction): (t: tf.Tensor) => tf.Tensor {
  * and the max over positions and features per (batch, head) for keys, factors that cancel in
  * attention up to kernelEps) so that large inputs give finite features instead of overflow.
  *
+ * @param opts - `{ fn, projection or inputDim, kernelEps }` (see GeneralizedOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';

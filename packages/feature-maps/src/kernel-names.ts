@@ -27,7 +27,11 @@ export type PositiveFeaturesAttrs = {
   floor: number;
 };
 
-/** Whether the active backend has the fused kernel `name` registered. */
+/**
+ * Whether the active backend has the fused kernel `name` registered.
+ *
+ * @param name - a kernel name, e.g. PositiveFeatures
+ */
 export function hasFusedKernel(name: string): boolean {
   return getKernel(name, getBackend()) !== undefined;
 }
@@ -49,6 +53,9 @@ export interface PositiveFeaturesSpec {
 /**
  * Checks a PositiveFeatures kernel call (x [G, L, d], projection [d, m]) and returns its spec —
  * shared by the backend packages so that they read inputs and attrs the same way.
+ *
+ * @param inputs - the kernel's inputs
+ * @param attrs - the kernel's attributes
  */
 export function positiveFeaturesSpec(
   inputs: Partial<Record<keyof PositiveFeaturesInputs, { shape: number[] }>>,

@@ -11,6 +11,9 @@ import * as tf from '@tensorflow/tfjs-core';
  * e^{a − b} for a ≤ b (a stabilized exponent), computed as e^{min(a − b, 0)}. The clamp changes no
  * value, but keeps padding lanes finite: there a − b can be huge (0 minus a very negative
  * stabilizer), and e^{+big} = ∞ times a zero in a later matmul is NaN in real rows.
+ *
+ * @param a - the exponents
+ * @param b - subtracted from a before exp, broadcast against it
  */
 export function expBelow(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.exp(tf.minimum(tf.sub(a, b), 0));
@@ -20,6 +23,11 @@ export function expBelow(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
  * tf.matMul(a, b, transposeA, transposeB) that is right on tfjs-webgl too: an odd shared
  * dimension is padded with one real zero there, so the product reads no padding lane of either
  * operand. Every matrix product of the attention ops and feature maps goes through it.
+ *
+ * @param a - left matrix [..., n, k]
+ * @param b - right matrix [..., k, p]
+ * @param transposeA - use aᵀ
+ * @param transposeB - use bᵀ
  */
 export function matMul<T extends tf.Tensor>(
   a: T,

@@ -11,6 +11,8 @@ export type PositiveSoftmaxOptions = ExpFeatureOptions;
  * denominators stay positive; the estimator's relative variance is (exp(|x̂+ŷ|²) − 1)/m for
  * IID ω (Lemma 2), lower for orthogonal ω.
  *
+ * @param opts - `{ projection, eps, stabilize, compatibility }` (see PositiveSoftmaxOptions)
+ *
  * @example
  * ```ts
  * import * as tf from '@tensorflow/tfjs-core';
@@ -31,6 +33,8 @@ export function positiveSoftmax(
  * Hyperbolic positive features (Choromanski et al. 2020, Lemma 1, the cosh variant):
  * φ(x) = (2m)^-1/2·exp(−|x̂|²/2)·[exp(u), exp(−u)] (+ eps, stabilized as positiveSoftmax);
  * numFeatures = 2m. Lower variance than positiveSoftmax for the same number of ω.
+ *
+ * @param opts - the options of positiveSoftmax
  *
  * @example
  * ```ts

@@ -20,6 +20,10 @@ function isMatrix(p: unknown): p is Matrix {
  * Holds W [m, d] and serves x̂·Wᵀ = d^-1/4 · x·Wᵀ as one 2-D matmul. For a Float64 Matrix the
  * operand d^-1/4·Wᵀ [d, m] is formed once in Float64 and uploaded once per backend (cached and
  * kept outside any tidy); a tensor projection is used as it is each call, so gradients reach it.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
  */
 export class ProjectionHolder {
   readonly rows: number;

@@ -34,6 +34,10 @@ export const DEFAULT_EPS = 1e-4;
  * Samples a projection W [m, d] from the seed and returns the softmax-kernel feature map.
  * m counts random vectors ω; trig and hyperbolic maps output 2m features.
  *
+ * @param d - the head size
+ * @param m - the number of random projections (features: m, or 2m for hyperbolic and trig)
+ * @param opts - `{ seed, kind, orthogonal, scaling, eps, stabilize }` (see SoftmaxKernelOptions); seed is required
+ *
  * @example
  * ```ts
  * import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';

@@ -20,6 +20,8 @@ export interface TrigSoftmaxOptions {
  * max over positions per (batch, head) for keys — constant factors that cancel in attention,
  * so inputs of large norm give finite features instead of exp overflow.
  *
+ * @param opts - `{ projection, stabilize }` (see TrigSoftmaxOptions)
+ *
  * @example
  * ```ts
  * import { gaussianIid } from '@kernel-attention/random-features';

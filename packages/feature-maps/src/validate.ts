@@ -1,6 +1,12 @@
 import type { Tensor } from '@tensorflow/tfjs-core';
 
-/** `[2,3,4]` — how shapes appear in error messages. */
+/**
+ * `[2,3,4]` — how shapes appear in error messages.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
+ */
 export function shapeString(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
 }
@@ -8,6 +14,10 @@ export function shapeString(shape: readonly number[]): string {
 /**
  * Throws a TypeError naming `fn` unless `opts` is an options object (not null, an array or a
  * primitive), e.g. `softmaxAttention: options { causal?, mask? } must be an object, got null`.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
  */
 export function assertOptions(
   fn: string,
@@ -30,7 +40,13 @@ export function assertOptions(
   }
 }
 
-/** How a value that should have been a tensor appears in error messages (a tensor: shape and dtype). */
+/**
+ * How a value that should have been a tensor appears in error messages (a tensor: shape and dtype).
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
+ */
 export function describeValue(x: unknown): string {
   if (isTensor(x)) return `${shapeString(x.shape)} (${x.dtype})`;
   if (x === null) return 'null';
@@ -39,7 +55,13 @@ export function describeValue(x: unknown): string {
   return typeof x;
 }
 
-/** Duck-typed tfjs Tensor check that works across module instances. */
+/**
+ * Duck-typed tfjs Tensor check that works across module instances.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
+ */
 export function isTensor(x: unknown): x is Tensor {
   return (
     typeof x === 'object' &&
@@ -59,6 +81,10 @@ export interface TensorRequirements {
 /**
  * Validates a tensor argument; errors name the function, the argument and the shape/dtype
  * received, e.g. `favorAttention: q must be a rank-4 tensor [batch, heads, length, dim], got shape [2,3]`.
+ *
+ * Plumbing shared by the packages, not part of the public API.
+ *
+ * @internal
  */
 export function assertTensor(
   fn: string,

@@ -24,7 +24,11 @@ const UNSUPPORTED: [string, unknown][] = [
 /** The dtypes a weight may have (all decoded to float32). */
 const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16', 'F64'];
 
-/** Our config from performer-pytorch's (snake_case) PerformerLM arguments. */
+/**
+ * Our config from performer-pytorch's (snake_case) PerformerLM arguments.
+ *
+ * @param config - the keyword arguments of performer-pytorch's PerformerLM(...) (snake_case)
+ */
 export function configFromPytorch(config: Record<string, unknown>): PerformerLMConfig {
   const fn = 'loadPerformerPytorch';
   if (typeof config !== 'object' || config === null)
@@ -115,6 +119,9 @@ export function configFromPytorch(config: Record<string, unknown>): PerformerLMC
  *
  * `performer.proj_updater.instance.*` duplicates `performer.net.*` and
  * `performer.proj_updater.calls_since_last_redraw` is a counter; both are ignored.
+ *
+ * @param bytes - the state_dict saved as safetensors
+ * @param config - the PerformerLM(...) keyword arguments it was built with
  */
 export function loadPerformerPytorch(
   bytes: Uint8Array,

@@ -67,6 +67,8 @@ interface Entry {
  * dtype × shape; `__metadata__`, if present, an object of strings; and the tensors' byte ranges,
  * in offset order, contiguous from 0 with no gap or overlap, covering the data section exactly.
  * Every error names what is wrong.
+ *
+ * @param bytes - the whole file
  */
 export function readSafetensors(bytes: Uint8Array): Map<string, SafetensorsTensor> {
   const fn = 'readSafetensors';
@@ -264,6 +266,9 @@ function decode(view: DataView, at: number, count: number, dtype: SafetensorsDty
 /**
  * Writes float tensors (Float32Array → F32, Float64Array → F64) and string metadata in the
  * safetensors format, tensors in the order given, the data section 8-byte aligned.
+ *
+ * @param tensors - name → `{ shape, data }` (Float32Array data is written as F32, Float64Array as F64)
+ * @param metadata - string → string metadata (optional)
  */
 export function writeSafetensors(
   tensors: Map<string, { shape: number[]; data: Float32Array | Float64Array }>,
@@ -308,7 +313,11 @@ export function writeSafetensors(
   return out;
 }
 
-/** The `__metadata__` strings of a safetensors file ({} when it has none), the file validated whole. */
+/**
+ * The `__metadata__` strings of a safetensors file ({} when it has none), the file validated whole.
+ *
+ * @param bytes - the whole file, or at least its header
+ */
 export function readSafetensorsMetadata(bytes: Uint8Array): Record<string, string> {
   const fn = 'readSafetensorsMetadata';
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`${fn}: bytes must be a Uint8Array`);

@@ -10,6 +10,9 @@ const LN2_HI = 0.6931471803691238; // upper bits of ln 2 (k·LN2_HI is exact for
 const LN2_LO = 1.9082149292705877e-10; // ln 2 − LN2_HI
 const SQRT2 = Math.SQRT2;
 
+/**
+ * @param x - a positive number
+ */
 export function detLog(x: number): number {
   if (!(x > 0) || !Number.isFinite(x))
     throw new RangeError(`detLog: x must be finite and > 0, got ${x}`);

@@ -6,12 +6,22 @@ export interface Matrix {
   readonly data: Float64Array;
 }
 
-/** Allocates a zero matrix. */
+/**
+ * Allocates a zero matrix.
+ *
+ * @param rows - the number of rows
+ * @param cols - the number of columns
+ */
 export function zeros(rows: number, cols: number): Matrix {
   return { rows, cols, data: new Float64Array(rows * cols) };
 }
 
-/** A·Bᵀ for row-major A [n×k] and B [m×k]; used for W Wᵀ checks. */
+/**
+ * A·Bᵀ for row-major A [n×k] and B [m×k]; used for W Wᵀ checks.
+ *
+ * @param a - the left matrix [n, k]
+ * @param b - the right matrix [p, k], used transposed
+ */
 export function multiplyTransposed(a: Matrix, b: Matrix): Matrix {
   if (a.cols !== b.cols)
     throw new RangeError(`multiplyTransposed: cols differ (${a.cols} vs ${b.cols})`);
@@ -26,7 +36,13 @@ export function multiplyTransposed(a: Matrix, b: Matrix): Matrix {
   return out;
 }
 
-/** Rows [start, start+count) as a new matrix (a copy). */
+/**
+ * Rows [start, start+count) as a new matrix (a copy).
+ *
+ * @param a - the matrix
+ * @param start - the first row
+ * @param count - the number of rows
+ */
 export function rowSlice(a: Matrix, start: number, count: number): Matrix {
   return {
     rows: count,

@@ -6,6 +6,8 @@ import { describe } from './validate.js';
  * Float64, with the sign convention diag(R) > 0. With that convention Q of a Gaussian matrix
  * is exactly Haar-distributed on O(n) (Mezzadri 2007, "How to generate random matrices from
  * the classical compact groups"). Returns Q row-major; its rows (and columns) are orthonormal.
+ *
+ * @param a - a square matrix [d, d]
  */
 export function orthogonalFactor(a: Matrix): Matrix {
   const m = a as Partial<Matrix> | null;

@@ -17,17 +17,31 @@ export interface RedrawScheduleOptions {
 
 export interface RedrawSchedule {
   readonly every: number;
-  /** Window index floor(step / every). */
+  /**
+   * Window index floor(step / every).
+   *
+   * @param step - a training step (≥ 0)
+   */
   windowAt(step: number): number;
-  /** True when `step` starts a new window (step % every === 0). */
+  /**
+   * True when `step` starts a new window (step % every === 0).
+   *
+   * @param step - a training step (≥ 0)
+   */
   isRedrawStep(step: number): boolean;
-  /** The projection in force at `step`: a pure function of (seed, windowAt(step)). */
+  /**
+   * The projection in force at `step`: a pure function of (seed, windowAt(step)).
+   *
+   * @param step - a training step (≥ 0)
+   */
   projectionAt(step: number): Matrix;
 }
 
 /**
  * A deterministic feature-redraw schedule: a new projection every N steps, derived from
  * (seed, step window) alone, so training restarted at any step draws the same features.
+ *
+ * @param opts - `{ seed, every, rows, cols, orthogonal, scaling }` (see RedrawScheduleOptions)
  *
  * @example
  * ```ts

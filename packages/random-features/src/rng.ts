@@ -27,11 +27,19 @@ export interface Rng {
   uniform(): number;
   /** Standard normal N(0, 1) double (Marsaglia's polar method, deterministic log). */
   normal(): number;
-  /** Fill `out` with N(0, 1) samples and return it. */
+  /**
+   * Fill `out` with N(0, 1) samples and return it.
+   *
+   * @param out - the array to fill
+   */
   normals(out: Float64Array): Float64Array;
   /** A new, independent stream; each call returns a different one (advances a split counter). */
   split(): Rng;
-  /** The stream derived from (key, n): the same for the same n, independent of this stream's position. */
+  /**
+   * The stream derived from (key, n): the same for the same n, independent of this stream's position.
+   *
+   * @param n - any integer in [0, 2^31)
+   */
   fold(n: number): Rng;
 }
 
@@ -123,6 +131,8 @@ class ThreefryRng implements Rng {
 /**
  * Create a generator from an integer seed (any safe integer, negative allowed).
  * Throws a RangeError naming `seed` for NaN, fractional or unsafe values.
+ *
+ * @param seed - an integer seed (the same seed gives the same stream everywhere)
  */
 export function createRng(seed: number): Rng {
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) {
@@ -135,7 +145,12 @@ export function createRng(seed: number): Rng {
   return new ThreefryRng(k0, k1);
 }
 
-/** Accepts either `{ seed }` or `{ rng }` and returns a generator; names `fn` in errors. */
+/**
+ * Accepts either `{ seed }` or `{ rng }` and returns a generator; names `fn` in errors.
+ *
+ * @param fn - the calling function's name, for error messages
+ * @param opts - `{ seed }` or `{ rng }`
+ */
 export function rngFrom(fn: string, opts: { seed?: number; rng?: Rng } | undefined): Rng {
   if (opts?.rng !== undefined) {
     if (opts.seed !== undefined) throw new TypeError(`${fn}: pass either seed or rng, not both`);

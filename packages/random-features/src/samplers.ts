@@ -21,6 +21,10 @@ export type OrthogonalOptions = RandomSource & {
 /**
  * IID Gaussian projection W ~ N(0, 1)^{rows×cols}, sampled in Float64 from the seed.
  *
+ * @param rows - the number of projections m
+ * @param cols - the dimension d
+ * @param opts - `{ seed }` or `{ rng }`
+ *
  * @example
  * ```ts
  * import { gaussianIid } from '@kernel-attention/random-features';
@@ -43,6 +47,10 @@ export function gaussianIid(rows: number, cols: number, opts: RandomSource): Mat
  * independent blocks, each the Q factor of a cols×cols Gaussian matrix (rows orthonormal), the
  * last block truncated to the remaining rows; then every row is scaled by `scaling`. Within a
  * block W_b W_bᵀ = diag(s²) where s are the row scales.
+ *
+ * @param rows - the number of projections m (any, in blocks of d)
+ * @param cols - the dimension d
+ * @param opts - `{ seed or rng, scaling }`: 'chi' (default) or 'sqrt-d' row norms
  *
  * @example
  * ```ts

@@ -13,7 +13,14 @@ function rotl32(x: number, r: number): number {
   return ((x << r) | (x >>> (32 - r))) >>> 0;
 }
 
-/** One Threefry-2x32-20 block: key (k0, k1), counter (c0, c1) -> two uint32 words. */
+/**
+ * One Threefry-2x32-20 block: key (k0, k1), counter (c0, c1) -> two uint32 words.
+ *
+ * @param k0 - key word 0 (uint32)
+ * @param k1 - key word 1 (uint32)
+ * @param c0 - counter word 0 (uint32)
+ * @param c1 - counter word 1 (uint32)
+ */
 export function threefry2x32(k0: number, k1: number, c0: number, c1: number): [number, number] {
   const ks = [k0 >>> 0, k1 >>> 0, (k0 ^ k1 ^ KS_PARITY) >>> 0];
   let x0 = (c0 + ks[0]!) >>> 0;

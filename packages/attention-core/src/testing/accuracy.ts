@@ -11,6 +11,11 @@
  *   E[a_j a_j'] = exp(|q̂|² + 2q̂·k̂_j + 2q̂·k̂_j' + k̂_j·k̂_j')   (E e^{ω·z} = e^{|z|²/2}).
  * For a single key this reduces to Lemma 2's MSE (exp(|q̂+k̂|²) − 1)·K²/m. Orthogonal features
  * have lower MSE than IID (Theorem 2), so this IID prediction bounds the orthogonal case to first order.
+ *
+ * @param q - queries [Lq][d]
+ * @param k - keys [Lk][d]
+ * @param v - values [Lk][dv]
+ * @param m - the number of random features
  */
 export function predictedFavorMse(
   q: number[][],

@@ -25,6 +25,8 @@ async function provideNodeWebGpu(): Promise<void> {
 /**
  * Imports and activates a tfjs backend by name (cpu, wasm or webgpu in Node). Throws, saying
  * why, when the backend cannot start — a backend that cannot run fails the suite, never skips it.
+ *
+ * @param name - 'cpu', 'wasm', 'webgl' or 'webgpu'
  */
 export async function useBackend(name: string): Promise<void> {
   tf.env().set('IS_TEST', true); // silences tfjs-backend-cpu's "install tfjs-node" banner in Node
@@ -71,6 +73,8 @@ export const SYNC_READ_BACKENDS: readonly string[] = ['cpu', 'wasm', 'webgl'];
 /**
  * Runs `fn` in a tfjs memory scope that, unlike tf.tidy, may await (asynchronous reads are the
  * only ones GPU backends offer in Node): every tensor made inside is disposed at the end.
+ *
+ * @param fn - the work; every tensor it leaves behind is disposed
  */
 export async function scoped(fn: () => Promise<void>): Promise<void> {
   tf.engine().startScope();

@@ -13,7 +13,13 @@ export const TOLERANCES: Readonly<Record<string, number>> = {
   webgpu: 1e-3,
 };
 
-/** Deterministic Gaussian values (our own PRNG, identical on every backend and machine). */
+/**
+ * Deterministic Gaussian values (our own PRNG, identical on every backend and machine).
+ *
+ * @param shape - the shape; the array holds their product of values
+ * @param seed - seed of our PRNG
+ * @param scale - standard deviation (default 1)
+ */
 export function randomArray(shape: number[], seed: number, scale = 1): Float32Array {
   const rng = createRng(seed);
   return Float32Array.from(
@@ -22,7 +28,13 @@ export function randomArray(shape: number[], seed: number, scale = 1): Float32Ar
   );
 }
 
-/** A rank-4 tensor of {@link randomArray} values. */
+/**
+ * A rank-4 tensor of {@link randomArray} values.
+ *
+ * @param shape - [B, H, L, d]
+ * @param seed - seed of our PRNG
+ * @param scale - standard deviation (default 1)
+ */
 export function rand4(
   shape: [number, number, number, number],
   seed: number,

@@ -64,7 +64,14 @@ function weightedAverageWith<Q>(
   );
 }
 
-/** Exact softmax attention with scale 1/√d. */
+/**
+ * Exact softmax attention with scale 1/√d.
+ *
+ * @param q - queries [B][H][Lq][d]
+ * @param k - keys [B][H][Lk][d]
+ * @param v - values [B][H][Lk][dv]
+ * @param opts - `{ causal, mask, relativeBias, memory }` (optional)
+ */
 export function naiveSoftmaxAttention(
   q: Array4,
   k: Array4,
@@ -79,7 +86,14 @@ export function naiveSoftmaxAttention(
   });
 }
 
-/** Linear attention on given features: weights φ(q_i)·φ(k_j). */
+/**
+ * Linear attention on given features: weights φ(q_i)·φ(k_j).
+ *
+ * @param qf - query features [B][H][Lq][m]
+ * @param kf - key features [B][H][Lk][m]
+ * @param v - values [B][H][Lk][dv]
+ * @param opts - `{ causal, mask, relativeBias, memory }` (optional)
+ */
 export function naiveLinearAttention(
   qf: Array4,
   kf: Array4,
@@ -94,6 +108,10 @@ export function naiveLinearAttention(
 /**
  * The naive per-step causal loop: S_i = S_{i−1} + φ(k_i) v_iᵀ, z_i = z_{i−1} + φ(k_i),
  * out_i = φ(q_i)·S_i / φ(q_i)·z_i — the recurrence the chunked form must reproduce.
+ *
+ * @param qf - query features [B][H][L][m]
+ * @param kf - key features [B][H][L][m]
+ * @param v - values [B][H][L][dv]
  */
 export function naiveCausalRecurrence(qf: Array4, kf: Array4, v: Array4): Array4 {
   return qf.map((qb, b) =>
@@ -139,6 +157,12 @@ function positiveExponents(
  * Positive softmax features in Float64 from a row-major projection W [m, d] (DESIGN.md formula):
  * φ(x) = m'^-1/2 (exp(a − s) + eps), a = u − ½|x̂|², s = the row's max of a for queries and the
  * max over all rows given for keys. `compatibility: 'performer-pytorch'` takes the maxima over u.
+ *
+ * @param x - inputs [B][H][L][d]
+ * @param w - the projection W [m, d]
+ * @param role - 'query' or 'key' (their stabilizers differ)
+ * @param eps - the feature floor
+ * @param opts - `{ hyperbolic }` (optional)
  */
 export function naivePositiveFeatures(
   x: Array4,
@@ -171,6 +195,12 @@ export function naivePositiveFeatures(
  * it: for query i the key stabilizer is the largest exponent over the keys i sees (unpadded keys;
  * causal: keys j ≤ i), so no output depends on a later or padded key. The oracle of favorAttention,
  * of the streaming step and of the property suite.
+ *
+ * @param q - queries [B][H][Lq][d]
+ * @param k - keys [B][H][Lk][d]
+ * @param v - values [B][H][Lk][dv]
+ * @param w - the projection W [m, d] (a Float64 Matrix, as gaussianOrthogonal returns)
+ * @param opts - `{ eps, causal, mask, hyperbolic, … }`: eps as the feature map's
  */
 export function naiveFavorAttention(
   q: Array4,
@@ -221,7 +251,13 @@ export function naiveFavorAttention(
   );
 }
 
-/** Max |a − b| / (atol + max|b|) over all entries; NaN anywhere counts as Infinity. */
+/**
+ * Max |a − b| / (atol + max|b|) over all entries; NaN anywhere counts as Infinity.
+ *
+ * @param a - the values to check (nested arrays or a flat array)
+ * @param b - the reference, same shape
+ * @param atol - absolute floor of the denominator (default 1e-6)
+ */
 export function maxRelativeError(a: Array4 | number[], b: Array4 | number[], atol = 1e-6): number {
   const fa = (a as unknown[]).flat(3) as number[];
   const fb = (b as unknown[]).flat(3) as number[];
@@ -250,6 +286,12 @@ export interface CombinerReferenceOptions {
 /**
  * The positions query i attends to directly and its spans under one Combiner plan, before
  * padding is taken out (positions < L only).
+ *
+ * @param variant - 'fixed', 'axial' or 'logsparse'
+ * @param L - the sequence length
+ * @param s - the block size
+ * @param causal - whether query i sees only keys ≤ i
+ * @param i - the query position
  */
 export function combinerPlan(
   variant: 'fixed' | 'axial' | 'logsparse',
@@ -290,7 +332,14 @@ export function combinerPlan(
   return { direct, spans };
 }
 
-/** Combiner attention from its plans by plain loops (Float64): the oracle of combinerAttention. */
+/**
+ * Combiner attention from its plans by plain loops (Float64): the oracle of combinerAttention.
+ *
+ * @param q - queries [B][H][L][d]
+ * @param k - keys [B][H][L][d]
+ * @param v - values [B][H][L][dv]
+ * @param opts - the variant, block size, pooling and causal flag
+ */
 export function naiveCombinerAttention(
   q: Array4,
   k: Array4,
@@ -360,6 +409,14 @@ export function naiveCombinerAttention(
  * per-pair keys k_j + a^K_{r_ij} and values v_j + a^V_{r_ij} built out in full:
  *   e_ij = q_i·(k_j + a^K_{r_ij})/√d,  out_i = Σ_j softmax_j(e)_ij (v_j + a^V_{r_ij}).
  * relations [B][Lq][Lk] ids; relationKeys [R][d]; relationValues [R][dv].
+ *
+ * @param q - queries [B][H][L][d]
+ * @param k - keys [B][H][L][d]
+ * @param v - values [B][H][L][dv]
+ * @param relations - relation ids [L][L]
+ * @param relationKeys - key embeddings a^K [R][d]
+ * @param relationValues - value embeddings a^V [R][dv]
+ * @param opts - `{ causal, mask }` (optional)
  */
 export function naiveRelationAwareAttention(
   q: Array4,

@@ -67,6 +67,9 @@ const median = (xs: number[]) => {
 /**
  * ‖out − exact‖_F / ‖exact‖_F for each head of [B, H, L, dv] attention outputs (over batch,
  * positions and value dimensions).
+ *
+ * @param out - the approximation [B, H, L, dv]
+ * @param exact - the reference, same shape
  */
 export function relativeErrorPerHead(out: tf.Tensor, exact: tf.Tensor): number[] {
   return tf.tidy(() => {
@@ -79,6 +82,9 @@ export function relativeErrorPerHead(out: tf.Tensor, exact: tf.Tensor): number[]
 /**
  * The trivial attention estimator every other is judged against: each query's mean of the values
  * it may see — all of v [B, H, L, dv], or (causal) the rows up to its own.
+ *
+ * @param v - values [B, H, L, dv]
+ * @param causal - whether query i sees only keys ≤ i (a running mean)
  */
 export function meanVisibleValues(v: tf.Tensor, causal: boolean): tf.Tensor {
   return tf.tidy(() => {
@@ -106,6 +112,9 @@ function bitsPerChar(model: PerformerLM, inputs: number[][], targets: number[][]
  * (on a copy: the model you pass is not changed). `featureMap(layer, projection)` gives each
  * layer's map, as in PerformerLM.withFeatureMap. Training needs tfjs's gradients registered
  * (import '@tensorflow/tfjs', or '@tensorflow/tfjs-core/dist/register_all_gradients').
+ *
+ * @param featureMap - the feature map to evaluate (a FeatureMap, or a function of the layer index returning one)
+ * @param opts - `{ model, documents, length, windows, causal, seed, … }` (see EvaluateKernelOptions)
  *
  * @example
  * ```ts

@@ -125,6 +125,9 @@ export class PerformerAttention extends layers.Layer {
   private calls = 0;
   private readonly relationCache = new Map<number, tf.Tensor>();
 
+  /**
+   * @param args - the layer's configuration (see PerformerAttentionArgs)
+   */
   constructor(args: PerformerAttentionArgs) {
     super({ name: args.name, trainable: args.trainable });
     this.supportsMasking = true;
@@ -443,7 +446,12 @@ export class PerformerAttention extends layers.Layer {
     return super.dispose();
   }
 
-  /** The padding mask passes through unchanged (outputs keep the positions of the inputs). */
+  /**
+   * The padding mask passes through unchanged (outputs keep the positions of the inputs).
+   *
+   * @param _inputs - the layer's inputs (unused)
+   * @param mask - the incoming padding mask
+   */
   override computeMask(
     _inputs: tf.Tensor | tf.Tensor[],
     mask?: tf.Tensor | tf.Tensor[],
@@ -481,6 +489,9 @@ export class PerformerBlock extends PerformerAttention {
   private w2!: LayerVariable;
   private b2!: LayerVariable;
 
+  /**
+   * @param args - the block's configuration (see PerformerBlockArgs)
+   */
   constructor(args: PerformerBlockArgs) {
     super(args);
     this.ffMult = args.ffMult ?? 4;

@@ -42,6 +42,9 @@ async function readAsset(url: URL): Promise<Uint8Array> {
  * (d_model 128, 4 layers, 4 heads, FAVOR+ with 128 positive features per head) trained on the
  * quotations of Debian's fortunes packages; tokens come from `charTokenizer`.
  *
+ * @param name - a model of PRETRAINED_MODELS (default 'fortunes-performer')
+ * @param opts - `{ url }`: where the weights are served, when not beside the package
+ *
  * @example
  * ```ts
  * import { charTokenizer, loadPretrained } from '@kernel-attention/performer';
@@ -80,6 +83,9 @@ function urlOf(opts: PretrainedOptions, fallback: () => URL): URL {
 /**
  * Held-out documents of a pretrained model's corpus (never seen in training): for evaluation,
  * and the default text of `evaluateKernel`.
+ *
+ * @param name - a model of PRETRAINED_MODELS (default 'fortunes-performer')
+ * @param opts - `{ url }`: where the text is served, when not beside the package
  */
 export async function loadHeldOutDocuments(
   name: PretrainedModelName = 'fortunes-performer',
@@ -90,7 +96,11 @@ export async function loadHeldOutDocuments(
   return splitDocuments(text);
 }
 
-/** Documents of a text in the fortune format: separated by lines holding only '%'. */
+/**
+ * Documents of a text in the fortune format: separated by lines holding only '%'.
+ *
+ * @param text - documents separated by lines holding only '%'
+ */
 export function splitDocuments(text: string): string[] {
   return text
     .replace(/\r\n/g, '\n')

@@ -17,9 +17,18 @@ export interface CharTokenizer {
   readonly boundary: number;
   /** The id of characters outside the vocabulary (98). */
   readonly unknown: number;
-  /** Token ids of `text` (characters outside the vocabulary become `unknown`). */
+  /**
+   * Token ids of `text` (characters outside the vocabulary become `unknown`).
+   *
+   * @param text - any text
+   */
   encode(text: string): number[];
-  /** Text of token ids: the boundary becomes `boundaryText` (default '\n\n'), `unknown` '?'. */
+  /**
+   * Text of token ids: the boundary becomes `boundaryText` (default '\n\n'), `unknown` '?'.
+   *
+   * @param ids - token ids
+   * @param opts - `{ boundaryText }` (default two newlines)
+   */
   decode(ids: readonly number[], opts?: { boundaryText?: string }): string;
 }
 
@@ -88,6 +97,8 @@ export const charTokenizer: CharTokenizer = {
 /**
  * One token stream of documents: each document's ids followed by the boundary token, and the
  * stream starts with one (so every document is read from a boundary, as generation starts).
+ *
+ * @param docs - the documents, in order
  */
 export function encodeDocuments(docs: readonly string[]): Int32Array {
   let total = 1;

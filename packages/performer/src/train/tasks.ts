@@ -14,6 +14,8 @@ export interface CopyTaskOptions {
  * The copy task: [s_1 … s_n, 0, s_1 … s_n] with random symbols; the model reads the whole
  * sequence causally and is scored on predicting the second half (loss weights 1 there, 0 before).
  * Solving it needs attention across n positions. A pure function of its options.
+ *
+ * @param opts - `{ batchSize, length, vocab, seed }`
  */
 export function copyTaskBatch(opts: CopyTaskOptions): TrainBatch {
   const { batchSize, length: n, vocab, seed } = opts;
@@ -31,7 +33,13 @@ export function copyTaskBatch(opts: CopyTaskOptions): TrainBatch {
   return { inputs, targets, weights };
 }
 
-/** Share of weighted positions whose most likely token is the target. */
+/**
+ * Share of weighted positions whose most likely token is the target.
+ *
+ * @param logits - the model's logits [B, N, vocab], flat
+ * @param batch - the batch the logits are for (its targets and weights)
+ * @param vocab - the vocabulary size
+ */
 export function weightedAccuracy(logits: Float32Array, batch: TrainBatch, vocab: number): number {
   let hit = 0;
   let total = 0;

@@ -17,7 +17,13 @@ export interface TrainLogs {
 }
 
 export interface TrainCallbacks {
+  /**
+   * @param logs - the step, its loss and the speed so far
+   */
   onStepEnd?(logs: TrainLogs): void | Promise<void>;
+  /**
+   * @param logs - the last step's logs
+   */
   onTrainEnd?(logs: TrainLogs): void | Promise<void>;
 }
 
@@ -54,6 +60,9 @@ function progressBar(done: number, total: number, logs: TrainLogs): string {
  * Trains `model` on next-token prediction with a tfjs optimizer: one `optimizer.minimize` per step
  * on model.loss(batch), optional feature redraw on a deterministic schedule, callbacks after each
  * step, and a progress bar in the terminal. Returns the loss of every step.
+ *
+ * @param model - the PerformerLM to train (its weights change in place)
+ * @param opts - `{ steps, batch, learningRate, optimizer, redraw, callbacks, progress }` (see TrainOptions)
  *
  * @example
  * ```ts

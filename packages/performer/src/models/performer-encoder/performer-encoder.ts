@@ -19,6 +19,10 @@ export class PerformerEncoder {
   private readonly classifierWeight: tf.Variable | null;
   private readonly classifierBias: tf.Variable | null;
 
+  /**
+   * @param body - the Performer body (a bidirectional PerformerLM, whose logits are the masked-LM head)
+   * @param classifier - the classification head's weights, or null
+   */
   constructor(body: PerformerLM, classifier?: { weight: tf.Variable; bias: tf.Variable }) {
     if (body.config.causal)
       throw new RangeError('PerformerEncoder: the body must be bidirectional (causal: false)');
@@ -28,6 +32,10 @@ export class PerformerEncoder {
     this.numClasses = classifier?.weight.shape[1] ?? 0;
   }
 
+  /**
+   * @param config - the model's sizes (see PerformerEncoderConfig)
+   * @param opts - `{ seed }` for the initial weights and features
+   */
   static create(config: PerformerEncoderConfig, opts: { seed?: number } = {}): PerformerEncoder {
     const { numClasses, ...rest } = config;
     const body = PerformerLM.create({ ...rest, causal: false }, opts);
@@ -48,12 +56,22 @@ export class PerformerEncoder {
     return new PerformerEncoder(body, { weight, bias });
   }
 
-  /** Masked-LM logits [B, N, numTokens]; `mask` [B][N] 1 keep, 0 pad. */
+  /**
+   * Masked-LM logits [B, N, numTokens]; `mask` [B][N] 1 keep, 0 pad.
+   *
+   * @param tokens - token ids [B][N]
+   * @param opts - `{ mask }`: [B][N], 1 for real tokens, 0 for padding
+   */
   mlmLogits(tokens: number[][], opts: { mask?: number[][] } = {}): tf.Tensor3D {
     return this.body.logits(tokens, opts);
   }
 
-  /** Class logits [B, numClasses] from the mean final hidden state over unpadded positions. */
+  /**
+   * Class logits [B, numClasses] from the mean final hidden state over unpadded positions.
+   *
+   * @param tokens - token ids [B][N]
+   * @param opts - `{ mask }`: [B][N], 1 for real tokens, 0 for padding
+   */
   classify(tokens: number[][], opts: { mask?: number[][] } = {}): tf.Tensor2D {
     if (this.classifierWeight === null || this.classifierBias === null) {
       throw new Error(
@@ -74,7 +92,13 @@ export class PerformerEncoder {
     });
   }
 
-  /** Mean cross-entropy of the class labels [B]. */
+  /**
+   * Mean cross-entropy of the class labels [B].
+   *
+   * @param tokens - token ids [B][N]
+   * @param labels - class ids [B]
+   * @param opts - `{ mask }`: [B][N], 1 for real tokens, 0 for padding
+   */
   classificationLoss(
     tokens: number[][],
     labels: number[],

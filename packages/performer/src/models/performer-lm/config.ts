@@ -117,6 +117,9 @@ export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig 
 /**
  * Fixed sinusoids [length, width]: row p = [sin(p·f_0 … p·f_{w/2−1}), cos(p·f_0 …)] with
  * f_i = 10000^(−2i/w) (performer-pytorch's FixedPositionalEmbedding; also its rotary table).
+ *
+ * @param length - the number of positions
+ * @param width - the embedding width (even)
  */
 export function sinusoids(length: number, width: number): Float32Array {
   const half = width / 2;

@@ -86,6 +86,11 @@ export class PerformerLM {
   /** False for a model made by withAttention(): it shares (and does not free) the weights. */
   private readonly ownsWeights: boolean;
 
+  /**
+   * @param config - the model's configuration (see PerformerLMConfig)
+   * @param weights - its weights, owned by the model from now on
+   * @param opts - `{ featureMap }`: a feature map per layer instead of positive softmax features
+   */
   constructor(
     config: PerformerLMConfig,
     weights: PerformerLMWeights,
@@ -102,6 +107,9 @@ export class PerformerLM {
   /**
    * A freshly initialised model (normal(0, 0.02) embeddings, Glorot-uniform projections,
    * block-orthogonal random features), all from `seed`.
+   *
+   * @param config - the model's configuration (see PerformerLMConfig)
+   * @param opts - `{ seed }` for the initial weights and random features
    */
   static create(config: PerformerLMConfig, opts: { seed?: number } = {}): PerformerLM {
     const c = resolveConfig('PerformerLM.create', config);
@@ -238,7 +246,12 @@ export class PerformerLM {
       : dense(x, w.outWeight, w.outBias);
   }
 
-  /** Logits [B, N, numTokens] for token ids [B][N] (N ≤ maxSeqLen). */
+  /**
+   * Logits [B, N, numTokens] for token ids [B][N] (N ≤ maxSeqLen).
+   *
+   * @param tokens - token ids [B][N] (N ≤ maxSeqLen)
+   * @param opts - `{ mask }`: [B][N] padding mask, bidirectional models only
+   */
   logits(
     tokens: number[][] | tf.Tensor2D,
     opts: { mask?: number[][] | tf.Tensor2D } = {},
@@ -251,6 +264,9 @@ export class PerformerLM {
   /**
    * The final hidden states [B, N, dim] (after the last LayerNorm), for task heads.
    * `mask` [B][N]: 1 keep, 0 pad — padded positions are not attended to.
+   *
+   * @param tokens - token ids [B][N]
+   * @param opts - `{ mask }`: [B][N] padding mask, bidirectional models only
    */
   hidden(
     tokens: number[][] | tf.Tensor2D,
@@ -303,6 +319,8 @@ export class PerformerLM {
    * (rotary positions applied, as attention sees them) and v — what the model's attention actually
    * attends with, for studying real attention (e.g. an estimator's error against exact softmax on
    * a trained model's heads). The caller disposes the tensors.
+   *
+   * @param tokens - token ids [B][N]
    */
   attentionInputs(
     tokens: number[][] | tf.Tensor2D,
@@ -383,6 +401,9 @@ export class PerformerLM {
    * Continues `prompt` by up to `maxNewTokens` tokens (never past maxSeqLen), one recurrent step
    * per token: the prompt is consumed token by token into each layer's causal state, then every
    * new token costs the same whatever the length so far.
+   *
+   * @param prompt - the prompt's token ids (at least one)
+   * @param opts - `{ maxNewTokens, temperature, topK, seed, onToken }` (see GenerateOptions)
    */
   async generate(prompt: number[], opts: GenerateOptions): Promise<number[]> {
     const fn = 'PerformerLM.generate';
@@ -431,7 +452,11 @@ export class PerformerLM {
     return out;
   }
 
-  /** Logits of each token of `tokens` decoded one step at a time (for tests and streaming use). */
+  /**
+   * Logits of each token of `tokens` decoded one step at a time (for tests and streaming use).
+   *
+   * @param tokens - the next token of each sequence of the batch
+   */
   async stepLogits(tokens: number[]): Promise<Float32Array[]> {
     this.assertRecurrent('PerformerLM.stepLogits');
     this.tokenRows('PerformerLM.stepLogits', [tokens]);
@@ -484,6 +509,8 @@ export class PerformerLM {
   /**
    * A model from `toSafetensors()` output; its weights are trainable variables. Errors name a
    * missing or misshapen tensor.
+   *
+   * @param bytes - a safetensors file written by save()
    */
   static fromSafetensors(bytes: Uint8Array): PerformerLM {
     const fn = 'PerformerLM.fromSafetensors';
@@ -588,6 +615,8 @@ export class PerformerLM {
    * shapes, 'favor' the Performer (the paper's backwards compatibility: a softmax checkpoint runs
    * as a Performer, close on short inputs, and a short fine-tune recovers the loss). The two
    * models share their weight tensors: the new one's dispose() leaves them to this one.
+   *
+   * @param attention - 'favor' or 'softmax'
    */
   withAttention(attention: 'favor' | 'softmax'): PerformerLM {
     return new PerformerLM({ ...this.config, attention }, this.weights, { ownsWeights: false });
@@ -598,6 +627,8 @@ export class PerformerLM {
    * projection)` gives layer `layer`'s map (the layer's current projection [nbFeatures, dimHead]
    * is there to use or to ignore; it is called again after setProjections). The models share
    * their weight tensors, as with withAttention; the new model's dispose() frees the maps it made.
+   *
+   * @param featureMap - a FeatureMap for every layer, or a function of the layer index that returns one
    *
    * @example
    * ```ts
@@ -630,6 +661,8 @@ export class PerformerLM {
   /**
    * Replaces every layer's FAVOR+ projection (feature redraw, or fixing them to given matrices).
    * Projections are not trained; each is uploaded once per backend when first used.
+   *
+   * @param projections - one projection [nbFeatures, dimHead] per layer
    */
   setProjections(projections: Matrix[]): void {
     const fn = 'PerformerLM.setProjections';
@@ -706,6 +739,10 @@ export class PerformerLM {
    * Mean cross-entropy of `targets` [B][N] given `inputs` [B][N] (next-token prediction: targets
    * are usually the inputs shifted by one), over the positions where `weights` [B][N] (default
    * all 1) is nonzero, weighted by it.
+   *
+   * @param inputs - token ids [B][N]
+   * @param targets - the next token of each position [B][N]
+   * @param weights - per-position loss weights [B][N] (optional)
    */
   loss(inputs: number[][], targets: number[][], weights?: number[][]): tf.Scalar {
     const fn = 'PerformerLM.loss';
@@ -736,7 +773,12 @@ export class PerformerLM {
   }
 }
 
-/** Layer `layer`'s feature map, given its projection [nbFeatures, dimHead] (see withFeatureMap). */
+/**
+ * Layer `layer`'s feature map, given its projection [nbFeatures, dimHead] (see withFeatureMap).
+ *
+ * @param layer - the layer index, from 0
+ * @param projection - the layer's random projection [nbFeatures, dimHead] (redrawn in training)
+ */
 export type LayerFeatureMap = (
   layer: number,
   projection: Matrix,
