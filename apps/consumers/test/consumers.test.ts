@@ -327,3 +327,34 @@ try {
     expect(result.error).toMatch(/Unknown layer: PerformerBlock/);
   }, 120_000);
 });
+
+describe('the first release', () => {
+  it('`changeset version` on a scratch checkout gives all six packages 0.1.0 and a changelog, and leaves the apps alone', () => {
+    const scratch = join(work, 'scratch');
+    run('git', ['worktree', 'add', '--detach', '--quiet', scratch, 'HEAD'], repo);
+    try {
+      symlinkSync(join(repo, 'node_modules'), join(scratch, 'node_modules'));
+      run(join(repo, 'node_modules', '.bin', 'changeset'), ['version'], scratch);
+      for (const p of PACKAGES) {
+        const dir = join(scratch, 'packages', p);
+        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+        expect(pkg.version, p).toBe('0.1.0');
+        const log = readFileSync(join(dir, 'CHANGELOG.md'), 'utf8');
+        expect(log).toMatch(new RegExp(`^# ${pkg.name}\\n\\n## 0\\.1\\.0\\n\\n### Minor Changes`));
+        // workspace ranges stay workspace ranges (pnpm publish turns them into versions)
+        for (const [dep, range] of Object.entries(pkg.dependencies ?? {})) {
+          if (dep.startsWith('@kernel-attention/')) expect(range).toBe('workspace:^');
+        }
+      }
+      for (const app of ['cli', 'docs', 'consumers']) {
+        const pkg = JSON.parse(readFileSync(join(scratch, 'apps', app, 'package.json'), 'utf8'));
+        expect(pkg.version, app).toBe('0.0.0'); // private: never versioned
+      }
+      expect(readdirSync(join(scratch, '.changeset')).filter((f) => f.endsWith('.md'))).toEqual(
+        ['README.md'].filter((f) => readdirSync(join(scratch, '.changeset')).includes(f)),
+      );
+    } finally {
+      run('git', ['worktree', 'remove', '--force', scratch], repo);
+    }
+  }, 120_000);
+});
