@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
 import ts from 'typescript';
 import { describe, expect, it, vi } from 'vitest';
 import { collectExamples } from './collect-examples.js';
@@ -35,9 +36,14 @@ describe.each(examples.map((e, i) => ({ ...e, i })))('$where', ({ code, skip, i,
     const file = join(dir, `example-${String(i).padStart(3, '0')}.ts`);
     writeFileSync(file, `// ${where}\n${code}\nexport {};\n`);
     const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    // as a user runs it: without tfjs's test-mode kernel leak check (which miscounts wasm's fused
+    // matMul during tfjs-layers training)
+    const testMode = tf.env().getBool('IS_TEST');
+    tf.env().set('IS_TEST', false);
     try {
       await import(pathToFileURL(file).href);
     } finally {
+      tf.env().set('IS_TEST', testMode);
       log.mockRestore();
     }
   };
