@@ -17,6 +17,7 @@ step() { # name, command...
   echo "── $name: $*"
   if "$@"; then checks_passed=$((checks_passed + 1)); else echo "── $name FAILED"; checks_failed=$((checks_failed + 1)); fi
 }
+[[ -n "${CI:-}" ]] && export NO_COLOR=1 # plain logs under CI (vitest and biome colour otherwise)
 step lint pnpm exec biome ci ${CI:+--colors=off} .
 step build pnpm exec tsc -b
 step typecheck-tests pnpm exec tsc -p tsconfig.test.json
