@@ -101,6 +101,8 @@ export default defineConfig({
       project('backend-webgpu', 'packages/backend-webgpu', webgpuNodeEnv, backendSetup),
       project('cli', 'apps/cli', { KA_BACKEND: 'cpu' }, backendSetup),
       project('performer', 'packages/performer', { KA_BACKEND: 'wasm' }, backendSetup),
+      // the ONNX graphs on onnxruntime-node against core's ops (tfjs on cpu) and the Float64 references
+      project('onnx', 'packages/onnx', { KA_BACKEND: 'cpu' }, backendSetup),
       // every code example of the docs (README, guides, site pages, TSDoc @example blocks)
       project('docs:examples', 'apps/docs', { KA_BACKEND: 'wasm' }, backendSetup, [
         'test/examples.test.ts',

@@ -33,6 +33,7 @@ const PACKAGES = [
   'performer',
   'backend-webgpu',
   'backend-webgl',
+  'onnx',
 ] as const;
 const TFJS = [
   'tfjs-core',
@@ -82,6 +83,8 @@ beforeAll(() => {
     '{"name":"consumer","private":true,"type":"module"}',
   );
   for (const [name, tarball] of tarballs) install(project, tarball, name);
+  // onnx's dependency, as npm would install it
+  symlinkSync(join(app, 'node_modules', 'onnx-proto'), join(project, 'node_modules', 'onnx-proto'));
   // tfjs as the adopter's own dependencies (the same copies the workspace tests use)
   for (const t of TFJS) {
     symlinkSync(
@@ -157,6 +160,7 @@ import { favorAttention, softmaxAttention } from '@kernel-attention/core';
 import { maxRelativeError, naiveSoftmaxAttention } from '@kernel-attention/core/testing';
 import { softmaxKernelFeatures } from '@kernel-attention/feature-maps';
 import { charTokenizer, loadPretrained } from '@kernel-attention/performer';
+import { favorAttentionModel } from '@kernel-attention/onnx';
 tf.env().set('IS_TEST', true);
 await tf.setBackend('cpu');
 const q = tf.randomNormal([1, 2, 16, 8], 0, 0.5, 'float32', 1);
@@ -168,6 +172,7 @@ console.log(JSON.stringify({
   refErr: maxRelativeError(exact, naiveSoftmaxAttention(await q.array(), await q.array(), await q.array())),
   vocab: model.config.numTokens,
   encoded: charTokenizer.encode('Hi').length,
+  onnxBytes: favorAttentionModel({ dim: 8, numProjections: 16 }).length,
 }));
 `,
     );
@@ -176,6 +181,7 @@ console.log(JSON.stringify({
     expect(out.refErr).toBeLessThan(1e-5);
     expect(out.vocab).toBeGreaterThan(2);
     expect(out.encoded).toBe(2);
+    expect(out.onnxBytes).toBeGreaterThan(500); // a serialized ModelProto, built without ORT
   });
 
   it('CommonJS: require() of every package and subpath (Node ≥ 20.19)', () => {
@@ -224,8 +230,10 @@ import type { AttentionPool } from '@kernel-attention/core/parallel';
 import type { FeatureMap } from '@kernel-attention/feature-maps';
 import type { Rng } from '@kernel-attention/random-features';
 import type { PerformerLMConfig } from '@kernel-attention/performer';
+import type { OnnxAttentionInputs } from '@kernel-attention/onnx';
 import { register as registerWebgpu } from '@kernel-attention/backend-webgpu';
 import { register as registerWebgl } from '@kernel-attention/backend-webgl';
+export const onnxInputs: OnnxAttentionInputs | undefined = undefined;
 export const used: [FavorAttentionOptions | undefined, AttentionPool | undefined, FeatureMap | undefined, Rng | undefined, PerformerLMConfig | undefined] = [undefined, undefined, undefined, undefined, undefined];
 export const fns = [naiveFavorAttention, registerWebgpu, registerWebgl];
 // fails to compile if a type resolved to any (unresolved types are any under skipLibCheck)
@@ -329,7 +337,7 @@ try {
 });
 
 describe('the first release', () => {
-  it('`changeset version` on a scratch checkout gives all six packages 0.1.0 and a changelog, and leaves the apps alone', () => {
+  it('`changeset version` on a scratch checkout gives every package 0.1.0 and a changelog, and leaves the apps alone', () => {
     const scratch = join(work, 'scratch');
     run('git', ['worktree', 'add', '--detach', '--quiet', scratch, 'HEAD'], repo);
     try {

@@ -17,6 +17,7 @@ const packages = [
   ['backend-webgpu', 'backend-webgpu'],
   ['backend-webgl', 'backend-webgl'],
   ['performer (model zoo)', 'performer'],
+  ['onnx (ONNX Runtime)', 'onnx'],
 ];
 
 export default defineConfig({

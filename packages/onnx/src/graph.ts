@@ -1,0 +1,133 @@
+/**
+ * A small builder of ONNX graphs over `onnx-proto` (the ONNX protobuf schema compiled by
+ * protobufjs): named inputs and outputs with symbolic or fixed dimensions, float and int64
+ * constants, and nodes whose outputs get fresh names. `model()` serializes a standard ModelProto
+ * that any ONNX Runtime loads.
+ */
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+/** ONNX's element types used here (TensorProto.DataType). */
+export const FLOAT = onnx.TensorProto.DataType.FLOAT;
+export const INT64 = onnx.TensorProto.DataType.INT64;
+export const BOOL = onnx.TensorProto.DataType.BOOL;
+
+/** The operator set the graphs are written for. */
+export const OPSET = 17;
+
+/** A dimension: a size, or the name of a symbolic size (the same name, the same size). */
+export type Dim = number | string;
+
+/** An attribute value: a number is an int unless written with `float()`. */
+export type AttributeValue = number | number[] | string | { float: number };
+
+/** An attribute that is a float (ONNX attributes are typed; plain numbers are ints). */
+export const float = (value: number): { float: number } => ({ float: value });
+
+function attribute(name: string, value: AttributeValue): onnxProto.onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof value === 'string')
+    return { name, type: T.STRING, s: new TextEncoder().encode(value) };
+  if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
+  if (typeof value === 'object') return { name, type: T.FLOAT, f: value.float };
+  return { name, type: T.INT, i: value };
+}
+
+function valueInfo(name: string, elemType: number, dims: readonly Dim[]) {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: {
+          dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+        },
+      },
+    },
+  };
+}
+
+export class GraphBuilder {
+  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
+  private readonly inputs: ReturnType<typeof valueInfo>[] = [];
+  private readonly outputs: ReturnType<typeof valueInfo>[] = [];
+  private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
+  private count = 0;
+
+  constructor(readonly name: string) {}
+
+  /** Declares a float (or other element type) graph input. */
+  input(name: string, dims: readonly Dim[], elemType: number = FLOAT): string {
+    this.inputs.push(valueInfo(name, elemType, dims));
+    return name;
+  }
+
+  /** Declares `value` (a node's output) as a graph output named `name`. */
+  output(value: string, name: string, dims: readonly Dim[], elemType: number = FLOAT): string {
+    this.node('Identity', [value], {}, name);
+    this.outputs.push(valueInfo(name, elemType, dims));
+    return name;
+  }
+
+  /** A float constant (scalar when `dims` is empty). */
+  constant(values: readonly number[] | Float32Array, dims: readonly number[] = []): string {
+    const name = `c${this.count++}`;
+    const data = Float32Array.from(values);
+    this.initializers.push({
+      name,
+      dims: [...dims],
+      dataType: FLOAT,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
+    return name;
+  }
+
+  /** An int64 constant (a shape, axes, a size). */
+  ints(values: readonly number[], dims: readonly number[] = [values.length]): string {
+    const name = `c${this.count++}`;
+    const data = BigInt64Array.from(values.map((v) => BigInt(v)));
+    this.initializers.push({
+      name,
+      dims: [...dims],
+      dataType: INT64,
+      rawData: new Uint8Array(data.buffer),
+    });
+    return name;
+  }
+
+  /** Adds a node with one output; returns the output's name (`out`, or a fresh one). */
+  node(
+    op: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue> = {},
+    out?: string,
+  ): string {
+    const output = out ?? `t${this.count++}`;
+    this.nodes.push({
+      opType: op,
+      name: `${op}_${output}`,
+      input: [...inputs],
+      output: [output],
+      attribute: Object.entries(attributes).map(([k, v]) => attribute(k, v)),
+    });
+    return output;
+  }
+
+  /** The serialized model. */
+  model(): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'kernel-attention',
+      opsetImport: [{ domain: '', version: OPSET }],
+      graph: {
+        name: this.name,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
