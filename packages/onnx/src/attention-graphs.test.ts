@@ -120,6 +120,86 @@ describe('FAVOR+ as an ONNX graph on onnxruntime-node', () => {
     },
   );
 
+  it.each([
+    { map: 'positive' as const, eps: 1e-4, masked: false, L: 23, chunkSize: 8, scale: 0.6 },
+    { map: 'positive' as const, eps: 1e-6, masked: true, L: 16, chunkSize: 4, scale: 1.5 },
+    { map: 'hyperbolic' as const, eps: 1e-4, masked: false, L: 9, chunkSize: 64, scale: 1 },
+    { map: 'hyperbolic' as const, eps: 0, masked: true, L: 30, chunkSize: 7, scale: 3 },
+  ])(
+    'causal: equals core favorAttention and the Float64 reference: %o',
+    async ({ map, eps, masked, L, chunkSize, scale }) => {
+      const [B, H, d, dv, m] = [2, 2, 8, 3, 16];
+      const q = rand4([B, H, L, d], 12, scale);
+      const k = rand4([B, H, L, d], 13, scale);
+      const v = rand4([B, H, L, dv], 14);
+      const w = gaussianOrthogonal(m, d, { seed: 15 });
+      const keep = masked ? mask(B, L, 4) : undefined;
+      const session = await open(
+        OnnxAttention.favor({
+          dim: d,
+          numProjections: m,
+          featureMap: map,
+          eps,
+          mask: masked,
+          causal: true,
+          chunkSize,
+        }),
+      );
+      const inputs = { q, k, v, projection: projectionInput(w), ...(keep ? { mask: keep } : {}) };
+      const out = await session.run(inputs);
+      expect(out.dims).toEqual([B, H, L, dv]);
+      const phi = (map === 'positive' ? positiveSoftmax : hyperbolicSoftmax)({
+        projection: w,
+        eps,
+      });
+      const ours = favorAttention(q, k, v, {
+        featureMap: phi,
+        causal: true,
+        ...(keep ? { mask: keep } : {}),
+      });
+      expect(maxRelativeError(Array.from(out.data), Array.from(await ours.data()))).toBeLessThan(
+        1e-5,
+      );
+      const reference = naiveFavorAttention(await arr(q), await arr(k), await arr(v), w, {
+        eps,
+        causal: true,
+        hyperbolic: map === 'hyperbolic',
+        ...(keep ? { mask: (await keep.array()) as number[][] } : {}),
+      });
+      expect(maxRelativeError(nest(out.data, out.dims), reference)).toBeLessThan(1e-5);
+      phi.dispose();
+      tf.dispose([q, k, v, ours, ...(keep ? [keep] : [])]);
+    },
+  );
+
+  it('causal: no output depends on a later key, its stabilizer included', async () => {
+    const [L, d, m, t] = [20, 4, 8, 11];
+    const session = await open(
+      OnnxAttention.favor({ dim: d, numProjections: m, eps: 1e-3, causal: true, chunkSize: 4 }),
+    );
+    const w = projectionInput(gaussianOrthogonal(m, d, { seed: 16 }));
+    const q = rand4([1, 1, L, d], 17);
+    const v = rand4([1, 1, L, 2], 18);
+    const k = rand4([1, 1, L, d], 19);
+    const before = await session.run({ q, k, v, projection: w });
+    // a huge key at position t: it would dominate a sequence-wide stabilizer
+    const kData = Float32Array.from(await k.data());
+    kData.fill(12, t * d, (t + 1) * d);
+    const after = await session.run({
+      q,
+      k: { data: kData, dims: [1, 1, L, d] },
+      v,
+      projection: w,
+    });
+    expect(Array.from(after.data.subarray(0, t * 2))).toEqual(
+      Array.from(before.data.subarray(0, t * 2)),
+    );
+    expect(Array.from(after.data.subarray(t * 2))).not.toEqual(
+      Array.from(before.data.subarray(t * 2)),
+    );
+    tf.dispose([q, v, k]);
+  });
+
   it('takes a new projection without a new graph (a feature redraw), and gives 0 where every key is padded', async () => {
     const [B, H, L, d, m] = [2, 1, 6, 4, 8];
     const session = await open(OnnxAttention.favor({ dim: d, numProjections: m, mask: true }));
@@ -163,7 +243,7 @@ describe('FAVOR+ as an ONNX graph on onnxruntime-node', () => {
 
   it('says what is wrong with bad options and bad inputs', async () => {
     expect(() => favorAttentionModel(null as never)).toThrow(
-      /favorAttentionModel: options \{ dim, numProjections, featureMap, eps, mask \} are required, got null/,
+      /favorAttentionModel: options \{ dim, numProjections, featureMap, eps, mask, causal, chunkSize \} are required, got null/,
     );
     expect(() => favorAttentionModel({ dim: 0, numProjections: 4 })).toThrow(
       /dim must be a positive integer, got 0/,

@@ -29,6 +29,13 @@ export interface FavorAttentionGraphOptions {
   eps?: number;
   /** Adds a `mask` input [batch, keys] (1 keep, 0 pad). Default false. */
   mask?: boolean;
+  /**
+   * Query i sees keys 0..i only, the key stabilizer included (a running maximum, as core's
+   * favorAttention): computed chunk by chunk in an ONNX Scan that carries the state. Default false.
+   */
+  causal?: boolean;
+  /** Causal: positions per chunk (default 64). */
+  chunkSize?: number;
 }
 
 function checkPositiveInt(fn: string, name: string, value: unknown): number {
@@ -105,14 +112,16 @@ export function exactAttentionModel(opts: ExactAttentionGraphOptions): Uint8Arra
 }
 
 /**
- * The serialized ONNX model of bidirectional FAVOR+: inputs `q` [B, H, Lq, d], `k` [B, H, Lk, d],
+ * The serialized ONNX model of FAVOR+: inputs `q` [B, H, Lq, d], `k` [B, H, Lk, d],
  * `v` [B, H, Lk, dv], `projection` [m, d] (and `mask` [B, Lk] when asked for), output `out`
  * [B, H, Lq, dv]. The features and their stabilizers are those of core's positiveSoftmax /
  * hyperbolicSoftmax with favorAttention: queries stabilized per row, keys by the largest exponent
- * over the unpadded keys of their (batch, head), padded keys left out of both sums, eps a floor
- * relative to the largest feature; a query with no unpadded key gives 0.
+ * over the unpadded keys of their (batch, head) — when causal, over keys 0..i only, a running
+ * maximum, so no output depends on a later key — padded keys left out of both sums, eps a floor
+ * relative to the largest feature; a query with no unpadded key gives 0. Causal graphs need as
+ * many queries as keys.
  *
- * @param opts - `{ dim, numProjections, featureMap, eps, mask }`
+ * @param opts - `{ dim, numProjections, featureMap, eps, mask, causal, chunkSize }`
  *
  * @example
  * ```ts
@@ -122,7 +131,7 @@ export function exactAttentionModel(opts: ExactAttentionGraphOptions): Uint8Arra
  */
 export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Array {
   const fn = 'favorAttentionModel';
-  checkOptions(fn, opts, '{ dim, numProjections, featureMap, eps, mask }');
+  checkOptions(fn, opts, '{ dim, numProjections, featureMap, eps, mask, causal, chunkSize }');
   const d = checkPositiveInt(fn, 'dim', opts.dim);
   const m = checkPositiveInt(fn, 'numProjections', opts.numProjections);
   const map = opts.featureMap ?? 'positive';
@@ -135,10 +144,11 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   if (!(typeof eps === 'number' && Number.isFinite(eps) && eps >= 0)) {
     throw new RangeError(`${fn}: eps must be a finite number >= 0, got ${String(opts.eps)}`);
   }
-  const g = new GraphBuilder(`favor_attention_${map}`);
+  const g = new GraphBuilder(`favor_attention_${map}${opts.causal ? '_causal' : ''}`);
+  const keys = opts.causal ? 'queries' : 'keys'; // causal: one length
   const q = g.input('q', ['batch', 'heads', 'queries', d]);
-  const k = g.input('k', ['batch', 'heads', 'keys', d]);
-  const v = g.input('v', ['batch', 'heads', 'keys', 'valueDim']);
+  const k = g.input('k', ['batch', 'heads', keys, d]);
+  const v = g.input('v', ['batch', 'heads', keys, 'valueDim']);
   const w = g.input('projection', [m, d]);
   const c = g.constant([d ** -0.25]);
   const wt = g.node('Transpose', [w], { perm: [1, 0] });
@@ -157,7 +167,7 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
     g.node('Exp', [g.node('Sub', [uq, g.node('ReduceMax', [uq], { axes: [-1], keepdims: 1 })])]),
   );
 
-  // keys: a = u − ½|x̂|², s = max of a over the unpadded keys of the (batch, head)
+  // keys: a = u − ½|x̂|²
   const kh = g.node('Mul', [k, c]);
   const halfNorm = g.node('Mul', [
     g.node('ReduceSum', [g.node('Mul', [kh, kh]), g.ints([-1])], { keepdims: 1 }),
@@ -165,17 +175,37 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   ]);
   const a = g.node('Sub', [project(kh), halfNorm]);
   let keep: string | null = null;
-  let aVisible = a;
   if (opts.mask) {
-    const mask = g.input('mask', ['batch', 'keys']);
+    const mask = g.input('mask', ['batch', keys]);
     keep = g.node('Greater', [g.node('Unsqueeze', [mask, g.ints([1, 3])]), g.constant([0])]);
-    aVisible = g.node('Where', [keep, a, g.constant([-1e30])]);
   }
+  const out = opts.causal
+    ? causalFavor(g, { phiQ, a, v, keep, eps, chunk: chunkSize(fn, opts.chunkSize) })
+    : bidirectionalFavor(g, { phiQ, a, v, keep, withFloor });
+  g.output(out, 'out', ['batch', 'heads', 'queries', 'valueDim']);
+  return g.model();
+}
+
+/** Bidirectional: s = max of a over the unpadded keys of the (batch, head); one pass of products. */
+function bidirectionalFavor(
+  g: GraphBuilder,
+  o: { phiQ: string; a: string; v: string; keep: string | null; withFloor: (e: string) => string },
+): string {
+  const { phiQ, a, v, keep, withFloor } = o;
+  const aVisible = keep === null ? a : g.node('Where', [keep, a, g.constant([-1e30])]);
   const s = g.node('ReduceMax', [aVisible], { axes: [2, 3], keepdims: 1 });
   let phiK = withFloor(g.node('Exp', [g.node('Sub', [a, s])]));
   if (keep !== null) phiK = g.node('Where', [keep, phiK, g.constant([0])]);
+  // [numerator | denominator] = φ(Q)(φ(K)ᵀ[V | 1]) in two products
+  const kv = g.node('MatMul', [
+    g.node('Transpose', [phiK], { perm: [0, 1, 3, 2] }),
+    withOnes(g, v),
+  ]);
+  return ratio(g, g.node('MatMul', [phiQ, kv]));
+}
 
-  // [numerator | denominator] = φ(Q)(φ(K)ᵀ[V | 1]) in two products; no visible key: 0
+/** [v | 1]: the values with a column of ones, so one product gives numerator and denominator. */
+function withOnes(g: GraphBuilder, v: string): string {
   const ones = g.node('Expand', [
     g.constant([1]),
     g.node(
@@ -186,16 +216,141 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
       },
     ),
   ]);
-  const v1 = g.node('Concat', [v, ones], { axis: -1 });
-  const kv = g.node('MatMul', [g.node('Transpose', [phiK], { perm: [0, 1, 3, 2] }), v1]);
-  const both = g.node('MatMul', [phiQ, kv]); // [B, H, Lq, dv + 1]
-  const dv1 = g.node('Slice', [g.node('Shape', [both]), g.ints([3]), g.ints([4])]);
+  return g.node('Concat', [v, ones], { axis: -1 });
+}
+
+/** [..., dv + 1] → numerator / denominator [..., dv]; 0 where the denominator is 0 (no key seen). */
+function ratio(g: GraphBuilder, both: string): string {
+  const dv1 = g.node('Slice', [g.node('Shape', [both]), g.ints([-1]), g.ints([2 ** 31])]);
   const dvEnd = g.node('Sub', [dv1, g.ints([1])]);
-  const numerator = g.node('Slice', [both, g.ints([0]), dvEnd, g.ints([3])]);
-  const denominator = g.node('Slice', [both, dvEnd, dv1, g.ints([3])]);
+  const numerator = g.node('Slice', [both, g.ints([0]), dvEnd, g.ints([-1])]);
+  const denominator = g.node('Slice', [both, dvEnd, dv1, g.ints([-1])]);
   const positive = g.node('Greater', [denominator, g.constant([0])]);
   const safe = g.node('Where', [positive, denominator, g.constant([1])]);
-  const out = g.node('Where', [positive, g.node('Div', [numerator, safe]), g.constant([0])]);
-  g.output(out, 'out', ['batch', 'heads', 'queries', 'valueDim']);
-  return g.model();
+  return g.node('Where', [positive, g.node('Div', [numerator, safe]), g.constant([0])]);
+}
+
+function chunkSize(fn: string, value: unknown): number {
+  return value === undefined ? 64 : checkPositiveInt(fn, 'chunkSize', value);
+}
+
+/**
+ * Causal FAVOR+, exactly causal: query i uses the keys 0..i with their own stabilizer
+ * s_i = max_{j≤i} ℓ_j (ℓ_j = max_f a_jf), the eps floor kept apart — so output i is the
+ * bidirectional estimate on the prefix, as in core. Keys as φ_j = exp(ℓ_j − s_i)·b_j + eps with
+ * b_j = exp(a_j − ℓ_j); chunks of C positions go through an ONNX Scan carrying the state
+ * S = Σ exp(ℓ_j − P)·b_j[v_j | 1]ᵀ relative to the running maximum P, F = Σ[v_j | 1] (the floor's
+ * part) and P; inside a chunk the C×C weights use each query's own s_i. Every exponent is ≤ 0.
+ */
+function causalFavor(
+  g: GraphBuilder,
+  o: { phiQ: string; a: string; v: string; keep: string | null; eps: number; chunk: number },
+): string {
+  const { phiQ, a, v, keep, eps, chunk: C } = o;
+  let ell = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, L, 1]
+  const b = g.node('Exp', [g.node('Sub', [a, ell])]);
+  let v1 = withOnes(g, v);
+  if (keep !== null) {
+    ell = g.node('Where', [keep, ell, g.constant([-1e30])]);
+    v1 = g.node('Mul', [v1, g.node('Cast', [keep], { to: 1 })]);
+  }
+  // pad the length to a multiple of C (padded keys come after every real query: never seen)
+  const L = g.node('Slice', [g.node('Shape', [phiQ]), g.ints([2]), g.ints([3])]);
+  const cInt = g.ints([C]);
+  const pad = g.node('Mod', [g.node('Sub', [cInt, g.node('Mod', [L, cInt])]), cInt]);
+  const padOf = (x: string) =>
+    g.node('Pad', [
+      x,
+      g.node('Concat', [g.ints([0, 0, 0, 0, 0, 0]), pad, g.ints([0])], { axis: 0 }),
+    ]);
+  /** [B, H, Lp, X] → [nc, B, H, C, X] (the Scan iterates over the first axis). */
+  const chunks = (x: string) => {
+    const last = g.node('Slice', [g.node('Shape', [x]), g.ints([3]), g.ints([4])]);
+    const shape = g.node('Concat', [g.ints([0, 0, -1, C]), last], { axis: 0 });
+    return g.node('Transpose', [g.node('Reshape', [padOf(x), shape])], {
+      perm: [2, 0, 1, 3, 4],
+    });
+  };
+  const ellC = g.node('Squeeze', [chunks(ell), g.ints([4])]); // [nc, B, H, C]
+  const bC = chunks(b);
+  const qC = chunks(phiQ);
+  const vC = chunks(v1);
+
+  // initial state
+  const bh = g.node('Slice', [g.node('Shape', [phiQ]), g.ints([0]), g.ints([2])]);
+  const mF = g.node('Slice', [g.node('Shape', [b]), g.ints([3]), g.ints([4])]);
+  const dv1 = g.node('Slice', [g.node('Shape', [v1]), g.ints([3]), g.ints([4])]);
+  const s0 = g.node('Expand', [g.constant([0]), g.node('Concat', [bh, mF, dv1], { axis: 0 })]);
+  const p0 = g.node('Expand', [
+    g.constant([-1e30]),
+    g.node('Concat', [bh, g.ints([1])], { axis: 0 }),
+  ]);
+  const f0 = g.node('Expand', [
+    g.constant([0]),
+    g.node('Concat', [bh, g.ints([1]), dv1], { axis: 0 }),
+  ]);
+
+  const body = new GraphBuilder('favor_causal_chunk', 'chunk_');
+  const S = body.input('S', null);
+  const P = body.input('P', null); // [B, H, 1]
+  const F = body.input('F', null); // [B, H, 1, dv + 1]
+  const l = body.input('ell', null); // [B, H, C]
+  const bb = body.input('b', null); // [B, H, C, m']
+  const qq = body.input('q', null); // [B, H, C, m']
+  const vv = body.input('v', null); // [B, H, C, dv + 1]
+  const tril = body.constant(
+    Array.from({ length: C * C }, (_, t) => (t % C <= Math.floor(t / C) ? 1 : 0)),
+    [C, C],
+  );
+  const lRow = body.node('Unsqueeze', [l, body.ints([2])]); // ℓ_j along the last axis
+  const masked = body.node('Add', [
+    lRow,
+    body.node('Mul', [body.node('Sub', [tril, body.constant([1])]), body.constant([1e30])]),
+  ]);
+  const s = body.node('Max', [body.node('ReduceMax', [masked], { axes: [3], keepdims: 0 }), P]);
+  const sCol = body.node('Unsqueeze', [s, body.ints([3])]); // [B, H, C, 1]
+  const e = body.node('Mul', [
+    body.node('Exp', [body.node('Min', [body.node('Sub', [lRow, sCol]), body.constant([0])])]),
+    tril,
+  ]);
+  const qb = body.node('MatMul', [qq, body.node('Transpose', [bb], { perm: [0, 1, 3, 2] })]);
+  const qSum = body.node('ReduceSum', [qq, body.ints([3])], { keepdims: 1 }); // [B, H, C, 1]
+  const floorQ = body.node('Mul', [qSum, body.constant([eps])]);
+  const weights = body.node('Add', [body.node('Mul', [qb, e]), body.node('Mul', [floorQ, tril])]);
+  const within = body.node('MatMul', [weights, vv]);
+  const pCol = body.node('Unsqueeze', [P, body.ints([3])]); // [B, H, 1, 1]
+  const decay = body.node('Exp', [body.node('Sub', [pCol, sCol])]); // ≤ 1
+  const cross = body.node('Add', [
+    body.node('Mul', [decay, body.node('MatMul', [qq, S])]),
+    body.node('Mul', [floorQ, F]),
+  ]);
+  const out = ratio(body, body.node('Add', [within, cross]));
+  const p1 = body.node('ReduceMax', [s], { axes: [2], keepdims: 1 }); // [B, H, 1]
+  const wk = body.node('Exp', [body.node('Min', [body.node('Sub', [l, p1]), body.constant([0])])]);
+  const bw = body.node('Mul', [bb, body.node('Unsqueeze', [wk, body.ints([3])])]);
+  const s1 = body.node('Add', [
+    body.node('Mul', [
+      body.node('Exp', [body.node('Sub', [pCol, body.node('Unsqueeze', [p1, body.ints([3])])])]),
+      S,
+    ]),
+    body.node('MatMul', [body.node('Transpose', [bw], { perm: [0, 1, 3, 2] }), vv]),
+  ]);
+  const f1 = body.node('Add', [F, body.node('ReduceSum', [vv, body.ints([2])], { keepdims: 1 })]);
+  body.output(s1, 'S_next', null);
+  body.output(p1, 'P_next', null);
+  body.output(f1, 'F_next', null);
+  body.output(out, 'out_chunk', null);
+
+  const [, , , outC] = g.nodeN('Scan', [s0, p0, f0, ellC, bC, qC, vC], 4, {
+    body: { graph: body.graph() },
+    num_scan_inputs: 4,
+  });
+  // [nc, B, H, C, dv] → [B, H, Lp, dv] → the first L positions
+  const outT = g.node('Transpose', [outC!], { perm: [1, 2, 0, 3, 4] }); // [B, H, nc, C, dv]
+  const dvOut = g.node('Slice', [g.node('Shape', [outT]), g.ints([4]), g.ints([5])]);
+  const merged = g.node('Reshape', [
+    outT,
+    g.node('Concat', [g.ints([0, 0, -1]), dvOut], { axis: 0 }),
+  ]);
+  return g.node('Slice', [merged, g.ints([0]), L, g.ints([2])]);
 }

@@ -19,8 +19,13 @@ export const OPSET = 17;
 /** A dimension: a size, or the name of a symbolic size (the same name, the same size). */
 export type Dim = number | string;
 
-/** An attribute value: a number is an int unless written with `float()`. */
-export type AttributeValue = number | number[] | string | { float: number };
+/** An attribute value: a number is an int unless written with `float()`; a subgraph as `{ graph }`. */
+export type AttributeValue =
+  | number
+  | number[]
+  | string
+  | { float: number }
+  | { graph: onnxProto.onnx.IGraphProto };
 
 /** An attribute that is a float (ONNX attributes are typed; plain numbers are ints). */
 export const float = (value: number): { float: number } => ({ float: value });
@@ -30,19 +35,25 @@ function attribute(name: string, value: AttributeValue): onnxProto.onnx.IAttribu
   if (typeof value === 'string')
     return { name, type: T.STRING, s: new TextEncoder().encode(value) };
   if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
+  if (typeof value === 'object' && 'graph' in value) return { name, type: T.GRAPH, g: value.graph };
   if (typeof value === 'object') return { name, type: T.FLOAT, f: value.float };
   return { name, type: T.INT, i: value };
 }
 
-function valueInfo(name: string, elemType: number, dims: readonly Dim[]) {
+/** A typed value; `dims` null leaves its shape unstated (as a subgraph's inputs may). */
+function valueInfo(name: string, elemType: number, dims: readonly Dim[] | null) {
   return {
     name,
     type: {
       tensorType: {
         elemType,
-        shape: {
-          dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
-        },
+        ...(dims === null
+          ? {}
+          : {
+              shape: {
+                dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+              },
+            }),
       },
     },
   };
@@ -55,16 +66,29 @@ export class GraphBuilder {
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private count = 0;
 
-  constructor(readonly name: string) {}
+  /**
+   * @param name - the graph's name
+   * @param prefix - prefix of the generated value names (a subgraph uses its own, so that its
+   *   values never shadow the outer graph's)
+   */
+  constructor(
+    readonly name: string,
+    private readonly prefix = '',
+  ) {}
 
-  /** Declares a float (or other element type) graph input. */
-  input(name: string, dims: readonly Dim[], elemType: number = FLOAT): string {
+  /** Declares a float (or other element type) graph input (dims null: shape unstated). */
+  input(name: string, dims: readonly Dim[] | null, elemType: number = FLOAT): string {
     this.inputs.push(valueInfo(name, elemType, dims));
     return name;
   }
 
-  /** Declares `value` (a node's output) as a graph output named `name`. */
-  output(value: string, name: string, dims: readonly Dim[], elemType: number = FLOAT): string {
+  /** Declares `value` (a node's output) as a graph output named `name` (dims null: unstated). */
+  output(
+    value: string,
+    name: string,
+    dims: readonly Dim[] | null,
+    elemType: number = FLOAT,
+  ): string {
     this.node('Identity', [value], {}, name);
     this.outputs.push(valueInfo(name, elemType, dims));
     return name;
@@ -72,7 +96,7 @@ export class GraphBuilder {
 
   /** A float constant (scalar when `dims` is empty). */
   constant(values: readonly number[] | Float32Array, dims: readonly number[] = []): string {
-    const name = `c${this.count++}`;
+    const name = `${this.prefix}c${this.count++}`;
     const data = Float32Array.from(values);
     this.initializers.push({
       name,
@@ -85,7 +109,7 @@ export class GraphBuilder {
 
   /** An int64 constant (a shape, axes, a size). */
   ints(values: readonly number[], dims: readonly number[] = [values.length]): string {
-    const name = `c${this.count++}`;
+    const name = `${this.prefix}c${this.count++}`;
     const data = BigInt64Array.from(values.map((v) => BigInt(v)));
     this.initializers.push({
       name,
@@ -96,6 +120,24 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Adds a node with several outputs (fresh names); returns them. */
+  nodeN(
+    op: string,
+    inputs: readonly string[],
+    outputs: number,
+    attributes: Record<string, AttributeValue> = {},
+  ): string[] {
+    const names = Array.from({ length: outputs }, () => `${this.prefix}t${this.count++}`);
+    this.nodes.push({
+      opType: op,
+      name: `${op}_${names[0]}`,
+      input: [...inputs],
+      output: names,
+      attribute: Object.entries(attributes).map(([k, v]) => attribute(k, v)),
+    });
+    return names;
+  }
+
   /** Adds a node with one output; returns the output's name (`out`, or a fresh one). */
   node(
     op: string,
@@ -103,7 +145,7 @@ export class GraphBuilder {
     attributes: Record<string, AttributeValue> = {},
     out?: string,
   ): string {
-    const output = out ?? `t${this.count++}`;
+    const output = out ?? `${this.prefix}t${this.count++}`;
     this.nodes.push({
       opType: op,
       name: `${op}_${output}`,
@@ -114,19 +156,24 @@ export class GraphBuilder {
     return output;
   }
 
+  /** The graph, e.g. as a Scan or Loop body (an attribute `{ graph }`). */
+  graph(): onnxProto.onnx.IGraphProto {
+    return {
+      name: this.name,
+      node: this.nodes,
+      initializer: this.initializers,
+      input: this.inputs,
+      output: this.outputs,
+    };
+  }
+
   /** The serialized model. */
   model(): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'kernel-attention',
       opsetImport: [{ domain: '', version: OPSET }],
-      graph: {
-        name: this.name,
-        node: this.nodes,
-        initializer: this.initializers,
-        input: this.inputs,
-        output: this.outputs,
-      },
+      graph: this.graph(),
     });
     return onnx.ModelProto.encode(model).finish();
   }
