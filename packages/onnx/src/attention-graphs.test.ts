@@ -172,6 +172,32 @@ describe('FAVOR+ as an ONNX graph on onnxruntime-node', () => {
     },
   );
 
+  it.each([
+    { scale: 0.5, path: 'prefix sums' },
+    { scale: 30, path: 'the Scan (ℓ spread beyond float32 range)' },
+  ])(
+    'causal at scale $scale ($path): equals core favorAttention, finite, inside the hull of v',
+    async ({ scale }) => {
+      const [L, d, m] = [40, 8, 16];
+      const session = await open(
+        OnnxAttention.favor({ dim: d, numProjections: m, eps: 1e-4, causal: true, chunkSize: 8 }),
+      );
+      const w = gaussianOrthogonal(m, d, { seed: 20 });
+      const q = rand4([1, 2, L, d], 21, scale);
+      const k = rand4([1, 2, L, d], 22, scale);
+      const v = rand4([1, 2, L, 2], 23);
+      const out = await session.run({ q, k, v, projection: projectionInput(w) });
+      expect(out.data.every(Number.isFinite)).toBe(true);
+      const phi = positiveSoftmax({ projection: w, eps: 1e-4 });
+      const ours = favorAttention(q, k, v, { featureMap: phi, causal: true });
+      expect(maxRelativeError(Array.from(out.data), Array.from(await ours.data()))).toBeLessThan(
+        1e-5,
+      );
+      phi.dispose();
+      tf.dispose([q, k, v, ours]);
+    },
+  );
+
   it('causal: no output depends on a later key, its stabilizer included', async () => {
     const [L, d, m, t] = [20, 4, 8, 11];
     const session = await open(

@@ -146,10 +146,39 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   }
   const g = new GraphBuilder(`favor_attention_${map}${opts.causal ? '_causal' : ''}`);
   const keys = opts.causal ? 'queries' : 'keys'; // causal: one length
-  const q = g.input('q', ['batch', 'heads', 'queries', d]);
-  const k = g.input('k', ['batch', 'heads', keys, d]);
-  const v = g.input('v', ['batch', 'heads', keys, 'valueDim']);
+  let q = g.input('q', ['batch', 'heads', 'queries', d]);
+  let k = g.input('k', ['batch', 'heads', keys, d]);
+  let v = g.input('v', ['batch', 'heads', keys, 'valueDim']);
   const w = g.input('projection', [m, d]);
+  const mask = opts.mask ? g.input('mask', ['batch', keys]) : null;
+  // causal: the length padded to a multiple of the chunk first (on the narrow inputs), the padded
+  // keys marked as padding; they come after every real query, which never sees them
+  const chunk = opts.causal ? chunkSize(fn, opts.chunkSize) : 0;
+  const length = g.node('Slice', [g.node('Shape', [q]), g.ints([2]), g.ints([3])]);
+  let keep: string | null = null;
+  if (opts.causal) {
+    const cInt = g.ints([chunk]);
+    const pad = g.node('Mod', [g.node('Sub', [cInt, g.node('Mod', [length, cInt])]), cInt]);
+    const pads4 = g.node('Concat', [g.ints([0, 0, 0, 0, 0, 0]), pad, g.ints([0])], { axis: 0 });
+    [q, k, v] = [q, k, v].map((x) => g.node('Pad', [x, pads4])) as [string, string, string];
+    const padded = g.node('Add', [length, pad]);
+    const positions = g.node('Range', [
+      g.ints([0], []),
+      g.node('Squeeze', [padded, g.ints([0])]),
+      g.ints([1], []),
+    ]);
+    keep = g.node('Reshape', [g.node('Less', [positions, length]), g.ints([1, 1, -1, 1])]);
+    if (mask !== null) {
+      const maskP = g.node('Pad', [mask, g.node('Concat', [g.ints([0, 0, 0]), pad], { axis: 0 })]);
+      const open = g.node('Greater', [
+        g.node('Unsqueeze', [maskP, g.ints([1, 3])]),
+        g.constant([0]),
+      ]);
+      keep = g.node('And', [keep, open]);
+    }
+  } else if (mask !== null) {
+    keep = g.node('Greater', [g.node('Unsqueeze', [mask, g.ints([1, 3])]), g.constant([0])]);
+  }
   const c = g.constant([d ** -0.25]);
   const wt = g.node('Transpose', [w], { perm: [1, 0] });
   /** u = x̂·Wᵀ ([u, −u] for hyperbolic), x̂ = d^-1/4·x. */
@@ -174,13 +203,8 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
     g.constant([0.5]),
   ]);
   const a = g.node('Sub', [project(kh), halfNorm]);
-  let keep: string | null = null;
-  if (opts.mask) {
-    const mask = g.input('mask', ['batch', keys]);
-    keep = g.node('Greater', [g.node('Unsqueeze', [mask, g.ints([1, 3])]), g.constant([0])]);
-  }
   const out = opts.causal
-    ? causalFavor(g, { phiQ, a, v, keep, eps, chunk: chunkSize(fn, opts.chunkSize) })
+    ? causalFavor(g, { phiQ, a, v, keep: keep!, eps, chunk, length })
     : bidirectionalFavor(g, { phiQ, a, v, keep, withFloor });
   g.output(out, 'out', ['batch', 'heads', 'queries', 'valueDim']);
   return g.model();
@@ -234,52 +258,88 @@ function chunkSize(fn: string, value: unknown): number {
   return value === undefined ? 64 : checkPositiveInt(fn, 'chunkSize', value);
 }
 
+/** What the causal Scan starts from. */
+interface CausalParts {
+  /** Query features [B, H, L, m'] (floor included). */
+  phiQ: string;
+  /** ℓ_j = max_f a_jf [B, H, L, 1]; −1e30 for padded keys. */
+  ell: string;
+  /** b_j = exp(a_j − ℓ_j) [B, H, L, m'] (largest entry 1). */
+  b: string;
+  /** [v_j | 1] [B, H, L, dv + 1]; 0 for padded keys. */
+  v1: string;
+  /** L (before the padding to a multiple of C) as a 1-element int64 tensor. */
+  length: string;
+  eps: number;
+  chunk: number;
+}
+
 /**
  * Causal FAVOR+, exactly causal: query i uses the keys 0..i with their own stabilizer
  * s_i = max_{j≤i} ℓ_j (ℓ_j = max_f a_jf), the eps floor kept apart — so output i is the
- * bidirectional estimate on the prefix, as in core. Keys as φ_j = exp(ℓ_j − s_i)·b_j + eps with
- * b_j = exp(a_j − ℓ_j); chunks of C positions go through an ONNX Scan carrying the state
+ * bidirectional estimate on the prefix, as in core. Keys enter as φ_j = exp(ℓ_j − s_i)·b_j + eps,
+ * b_j = exp(a_j − ℓ_j). Chunks of C positions go through an ONNX Scan carrying the state
  * S = Σ exp(ℓ_j − P)·b_j[v_j | 1]ᵀ relative to the running maximum P, F = Σ[v_j | 1] (the floor's
- * part) and P; inside a chunk the C×C weights use each query's own s_i. Every exponent is ≤ 0.
+ * part) and P; inside a chunk the C×C weights use each query's own s_i. Every exponent is ≤ 0, so
+ * it holds at any spread of ℓ. (A prefix-sum form without the Scan, exact only while the spread
+ * stays within float32's range, measured no faster on ONNX Runtime's CPU provider.)
  */
 function causalFavor(
   g: GraphBuilder,
-  o: { phiQ: string; a: string; v: string; keep: string | null; eps: number; chunk: number },
+  o: {
+    phiQ: string;
+    a: string;
+    v: string;
+    keep: string;
+    eps: number;
+    chunk: number;
+    length: string;
+  },
 ): string {
-  const { phiQ, a, v, keep, eps, chunk: C } = o;
-  let ell = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, L, 1]
-  const b = g.node('Exp', [g.node('Sub', [a, ell])]);
-  let v1 = withOnes(g, v);
-  if (keep !== null) {
-    ell = g.node('Where', [keep, ell, g.constant([-1e30])]);
-    v1 = g.node('Mul', [v1, g.node('Cast', [keep], { to: 1 })]);
-  }
-  // pad the length to a multiple of C (padded keys come after every real query: never seen)
-  const L = g.node('Slice', [g.node('Shape', [phiQ]), g.ints([2]), g.ints([3])]);
-  const cInt = g.ints([C]);
-  const pad = g.node('Mod', [g.node('Sub', [cInt, g.node('Mod', [L, cInt])]), cInt]);
-  const padOf = (x: string) =>
-    g.node('Pad', [
-      x,
-      g.node('Concat', [g.ints([0, 0, 0, 0, 0, 0]), pad, g.ints([0])], { axis: 0 }),
-    ]);
-  /** [B, H, Lp, X] → [nc, B, H, C, X] (the Scan iterates over the first axis). */
-  const chunks = (x: string) => {
-    const last = g.node('Slice', [g.node('Shape', [x]), g.ints([3]), g.ints([4])]);
-    const shape = g.node('Concat', [g.ints([0, 0, -1, C]), last], { axis: 0 });
-    return g.node('Transpose', [g.node('Reshape', [padOf(x), shape])], {
-      perm: [2, 0, 1, 3, 4],
-    });
-  };
-  const ellC = g.node('Squeeze', [chunks(ell), g.ints([4])]); // [nc, B, H, C]
-  const bC = chunks(b);
-  const qC = chunks(phiQ);
-  const vC = chunks(v1);
+  const { phiQ, a, v, keep, eps, chunk, length } = o;
+  const ell0 = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, Lp, 1]
+  const b = g.node('Exp', [g.node('Sub', [a, ell0])]);
+  // padded keys (the user's mask and the chunk padding): out of every sum
+  const ell = g.node('Where', [keep, ell0, g.constant([-1e30])]);
+  const v1 = g.node('Mul', [withOnes(g, v), g.node('Cast', [keep], { to: 1 })]);
+  return scanCausal(g, { phiQ, ell, b, v1, length, eps, chunk });
+}
+
+/** [B, H, Lp, X] (Lp a multiple of C) split: [B, H, nc, C, X]. */
+function chunked(g: GraphBuilder, x: string, p: CausalParts): string {
+  const last = g.node('Slice', [g.node('Shape', [x]), g.ints([3]), g.ints([4])]);
+  const shape = g.node('Concat', [g.ints([0, 0, -1, p.chunk]), last], { axis: 0 });
+  return g.node('Reshape', [x, shape]);
+}
+
+/** [B, H, nc, C, dv] → [B, H, L, dv]. */
+function unchunked(g: GraphBuilder, x: string, p: CausalParts): string {
+  const dv = g.node('Slice', [g.node('Shape', [x]), g.ints([4]), g.ints([5])]);
+  const merged = g.node('Reshape', [x, g.node('Concat', [g.ints([0, 0, -1]), dv], { axis: 0 })]);
+  return g.node('Slice', [merged, g.ints([0]), p.length, g.ints([2])]);
+}
+
+/** The C×C lower-triangular ones (key j ≤ query i inside a chunk). */
+const lowerOnes = (g: GraphBuilder, C: number) =>
+  g.constant(
+    Array.from({ length: C * C }, (_, t) => (t % C <= Math.floor(t / C) ? 1 : 0)),
+    [C, C],
+  );
+
+/** Chunk after chunk in a Scan, the state relative to the running maximum. */
+function scanCausal(g: GraphBuilder, p: CausalParts): string {
+  const C = p.chunk;
+  /** [B, H, nc, C, X] → [nc, B, H, C, X] (the Scan iterates over the first axis). */
+  const scanned = (x: string) => g.node('Transpose', [chunked(g, x, p)], { perm: [2, 0, 1, 3, 4] });
+  const ellC = g.node('Squeeze', [scanned(p.ell), g.ints([4])]); // [nc, B, H, C]
+  const bC = scanned(p.b);
+  const qC = scanned(p.phiQ);
+  const vC = scanned(p.v1);
 
   // initial state
-  const bh = g.node('Slice', [g.node('Shape', [phiQ]), g.ints([0]), g.ints([2])]);
-  const mF = g.node('Slice', [g.node('Shape', [b]), g.ints([3]), g.ints([4])]);
-  const dv1 = g.node('Slice', [g.node('Shape', [v1]), g.ints([3]), g.ints([4])]);
+  const bh = g.node('Slice', [g.node('Shape', [p.phiQ]), g.ints([0]), g.ints([2])]);
+  const mF = g.node('Slice', [g.node('Shape', [p.b]), g.ints([3]), g.ints([4])]);
+  const dv1 = g.node('Slice', [g.node('Shape', [p.v1]), g.ints([3]), g.ints([4])]);
   const s0 = g.node('Expand', [g.constant([0]), g.node('Concat', [bh, mF, dv1], { axis: 0 })]);
   const p0 = g.node('Expand', [
     g.constant([-1e30]),
@@ -298,10 +358,7 @@ function causalFavor(
   const bb = body.input('b', null); // [B, H, C, m']
   const qq = body.input('q', null); // [B, H, C, m']
   const vv = body.input('v', null); // [B, H, C, dv + 1]
-  const tril = body.constant(
-    Array.from({ length: C * C }, (_, t) => (t % C <= Math.floor(t / C) ? 1 : 0)),
-    [C, C],
-  );
+  const tril = lowerOnes(body, C);
   const lRow = body.node('Unsqueeze', [l, body.ints([2])]); // ℓ_j along the last axis
   const masked = body.node('Add', [
     lRow,
@@ -309,13 +366,16 @@ function causalFavor(
   ]);
   const s = body.node('Max', [body.node('ReduceMax', [masked], { axes: [3], keepdims: 0 }), P]);
   const sCol = body.node('Unsqueeze', [s, body.ints([3])]); // [B, H, C, 1]
+  // inside the chunk: (exp(ℓ_j − s_i)·q_i·b_j + eps·Σ_f q_if)·[v_j | 1] for j ≤ i
   const e = body.node('Mul', [
     body.node('Exp', [body.node('Min', [body.node('Sub', [lRow, sCol]), body.constant([0])])]),
     tril,
   ]);
   const qb = body.node('MatMul', [qq, body.node('Transpose', [bb], { perm: [0, 1, 3, 2] })]);
-  const qSum = body.node('ReduceSum', [qq, body.ints([3])], { keepdims: 1 }); // [B, H, C, 1]
-  const floorQ = body.node('Mul', [qSum, body.constant([eps])]);
+  const floorQ = body.node('Mul', [
+    body.node('ReduceSum', [qq, body.ints([3])], { keepdims: 1 }), // [B, H, C, 1]
+    body.constant([p.eps]),
+  ]);
   const weights = body.node('Add', [body.node('Mul', [qb, e]), body.node('Mul', [floorQ, tril])]);
   const within = body.node('MatMul', [weights, vv]);
   const pCol = body.node('Unsqueeze', [P, body.ints([3])]); // [B, H, 1, 1]
@@ -345,12 +405,5 @@ function causalFavor(
     body: { graph: body.graph() },
     num_scan_inputs: 4,
   });
-  // [nc, B, H, C, dv] → [B, H, Lp, dv] → the first L positions
-  const outT = g.node('Transpose', [outC!], { perm: [1, 2, 0, 3, 4] }); // [B, H, nc, C, dv]
-  const dvOut = g.node('Slice', [g.node('Shape', [outT]), g.ints([4]), g.ints([5])]);
-  const merged = g.node('Reshape', [
-    outT,
-    g.node('Concat', [g.ints([0, 0, -1]), dvOut], { axis: 0 }),
-  ]);
-  return g.node('Slice', [merged, g.ints([0]), L, g.ints([2])]);
+  return unchunked(g, g.node('Transpose', [outC!], { perm: [1, 2, 0, 3, 4] }), p);
 }
