@@ -146,17 +146,53 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   }
   const g = new GraphBuilder(`favor_attention_${map}${opts.causal ? '_causal' : ''}`);
   const keys = opts.causal ? 'queries' : 'keys'; // causal: one length
-  let q = g.input('q', ['batch', 'heads', 'queries', d]);
-  let k = g.input('k', ['batch', 'heads', keys, d]);
-  let v = g.input('v', ['batch', 'heads', keys, 'valueDim']);
+  const q = g.input('q', ['batch', 'heads', 'queries', d]);
+  const k = g.input('k', ['batch', 'heads', keys, d]);
+  const v = g.input('v', ['batch', 'heads', keys, 'valueDim']);
   const w = g.input('projection', [m, d]);
   const mask = opts.mask ? g.input('mask', ['batch', keys]) : null;
+  const out = favorNodes(g, {
+    q,
+    k,
+    v,
+    projection: w,
+    mask,
+    dim: d,
+    featureMap: map,
+    eps,
+    causal: opts.causal === true,
+    chunk: opts.causal ? chunkSize(fn, opts.chunkSize) : 0,
+  });
+  g.output(out, 'out', ['batch', 'heads', 'queries', 'valueDim']);
+  return g.model();
+}
+
+/** @internal The inputs of favorNodes: value names in `g` and the settings. */
+export interface FavorNodesInputs {
+  q: string;
+  k: string;
+  v: string;
+  /** [m, d] */
+  projection: string;
+  /** [B, Lk] (1 keep, 0 pad), or null. */
+  mask: string | null;
+  dim: number;
+  featureMap: OnnxFeatureMap;
+  eps: number;
+  causal: boolean;
+  /** Causal: positions per chunk. */
+  chunk: number;
+}
+
+/** @internal FAVOR+ written into `g` (a graph of its own, or a layer of a model); returns the output. */
+export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): string {
+  let { q, k, v } = o;
+  const { projection: w, mask, dim: d, featureMap: map, eps, causal, chunk } = o;
   // causal: the length padded to a multiple of the chunk first (on the narrow inputs), the padded
   // keys marked as padding; they come after every real query, which never sees them
-  const chunk = opts.causal ? chunkSize(fn, opts.chunkSize) : 0;
   const length = g.node('Slice', [g.node('Shape', [q]), g.ints([2]), g.ints([3])]);
   let keep: string | null = null;
-  if (opts.causal) {
+  if (causal) {
     const cInt = g.ints([chunk]);
     const pad = g.node('Mod', [g.node('Sub', [cInt, g.node('Mod', [length, cInt])]), cInt]);
     const pads4 = g.node('Concat', [g.ints([0, 0, 0, 0, 0, 0]), pad, g.ints([0])], { axis: 0 });
@@ -203,11 +239,9 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
     g.constant([0.5]),
   ]);
   const a = g.node('Sub', [project(kh), halfNorm]);
-  const out = opts.causal
+  return causal
     ? causalFavor(g, { phiQ, a, v, keep: keep!, eps, chunk, length })
     : bidirectionalFavor(g, { phiQ, a, v, keep, withFloor });
-  g.output(out, 'out', ['batch', 'heads', 'queries', 'valueDim']);
-  return g.model();
 }
 
 /** Bidirectional: s = max of a over the unpadded keys of the (batch, head); one pass of products. */

@@ -13,6 +13,7 @@ export {
   type OnnxFeatureMap,
 } from './attention-graphs.js';
 export { type AttributeValue, type Dim, GraphBuilder, OPSET } from './graph.js';
+export { type PerformerLMLike, performerLMModel } from './performer-lm.js';
 export {
   loadOnnxRuntime,
   OnnxAttention,
