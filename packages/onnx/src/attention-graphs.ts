@@ -151,7 +151,7 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   const v = g.input('v', ['batch', 'heads', keys, 'valueDim']);
   const w = g.input('projection', [m, d]);
   const mask = opts.mask ? g.input('mask', ['batch', keys]) : null;
-  const out = favorNodes(g, {
+  const { out } = favorNodes(g, {
     q,
     k,
     v,
@@ -165,6 +165,23 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   });
   g.output(out, 'out', ['batch', 'heads', 'queries', 'valueDim']);
   return g.model();
+}
+
+/**
+ * @internal A causal call's state after its last position, as the one-token step graph takes it:
+ * S [B, H, m', dv + 1] = Σ exp(ℓ_j − P)·b_j[v_j | 1]ᵀ, P [B, H, 1] the running maximum of ℓ,
+ * F [B, H, 1, dv + 1] = Σ[v_j | 1].
+ */
+export interface CausalStateNames {
+  S: string;
+  P: string;
+  F: string;
+}
+
+/** @internal favorNodes' output [B, H, Lq, dv], and the causal state (null when bidirectional). */
+export interface FavorNodesResult {
+  out: string;
+  state: CausalStateNames | null;
 }
 
 /** @internal The inputs of favorNodes: value names in `g` and the settings. */
@@ -185,7 +202,7 @@ export interface FavorNodesInputs {
 }
 
 /** @internal FAVOR+ written into `g` (a graph of its own, or a layer of a model); returns the output. */
-export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): string {
+export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): FavorNodesResult {
   let { q, k, v } = o;
   const { projection: w, mask, dim: d, featureMap: map, eps, causal, chunk } = o;
   // causal: the length padded to a multiple of the chunk first (on the narrow inputs), the padded
@@ -241,7 +258,7 @@ export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): string {
   const a = g.node('Sub', [project(kh), halfNorm]);
   return causal
     ? causalFavor(g, { phiQ, a, v, keep: keep!, eps, chunk, length })
-    : bidirectionalFavor(g, { phiQ, a, v, keep, withFloor });
+    : { out: bidirectionalFavor(g, { phiQ, a, v, keep, withFloor }), state: null };
 }
 
 /** Bidirectional: s = max of a over the unpadded keys of the (batch, head); one pass of products. */
@@ -262,8 +279,8 @@ function bidirectionalFavor(
   return ratio(g, g.node('MatMul', [phiQ, kv]));
 }
 
-/** [v | 1]: the values with a column of ones, so one product gives numerator and denominator. */
-function withOnes(g: GraphBuilder, v: string): string {
+/** @internal [v | 1]: the values with a column of ones, so one product gives numerator and denominator. */
+export function withOnes(g: GraphBuilder, v: string): string {
   const ones = g.node('Expand', [
     g.constant([1]),
     g.node(
@@ -277,8 +294,8 @@ function withOnes(g: GraphBuilder, v: string): string {
   return g.node('Concat', [v, ones], { axis: -1 });
 }
 
-/** [..., dv + 1] → numerator / denominator [..., dv]; 0 where the denominator is 0 (no key seen). */
-function ratio(g: GraphBuilder, both: string): string {
+/** @internal [..., dv + 1] → numerator / denominator [..., dv]; 0 where the denominator is 0 (no key seen). */
+export function ratio(g: GraphBuilder, both: string): string {
   const dv1 = g.node('Slice', [g.node('Shape', [both]), g.ints([-1]), g.ints([2 ** 31])]);
   const dvEnd = g.node('Sub', [dv1, g.ints([1])]);
   const numerator = g.node('Slice', [both, g.ints([0]), dvEnd, g.ints([-1])]);
@@ -329,7 +346,7 @@ function causalFavor(
     chunk: number;
     length: string;
   },
-): string {
+): FavorNodesResult {
   const { phiQ, a, v, keep, eps, chunk, length } = o;
   const ell0 = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, Lp, 1]
   const b = g.node('Exp', [g.node('Sub', [a, ell0])]);
@@ -361,7 +378,7 @@ const lowerOnes = (g: GraphBuilder, C: number) =>
   );
 
 /** Chunk after chunk in a Scan, the state relative to the running maximum. */
-function scanCausal(g: GraphBuilder, p: CausalParts): string {
+function scanCausal(g: GraphBuilder, p: CausalParts): FavorNodesResult {
   const C = p.chunk;
   /** [B, H, nc, C, X] → [nc, B, H, C, X] (the Scan iterates over the first axis). */
   const scanned = (x: string) => g.node('Transpose', [chunked(g, x, p)], { perm: [2, 0, 1, 3, 4] });
@@ -435,9 +452,12 @@ function scanCausal(g: GraphBuilder, p: CausalParts): string {
   body.output(f1, 'F_next', null);
   body.output(out, 'out_chunk', null);
 
-  const [, , , outC] = g.nodeN('Scan', [s0, p0, f0, ellC, bC, qC, vC], 4, {
+  const [S1, P1, F1, outC] = g.nodeN('Scan', [s0, p0, f0, ellC, bC, qC, vC], 4, {
     body: { graph: body.graph() },
     num_scan_inputs: 4,
   });
-  return unchunked(g, g.node('Transpose', [outC!], { perm: [1, 2, 0, 3, 4] }), p);
+  return {
+    out: unchunked(g, g.node('Transpose', [outC!], { perm: [1, 2, 0, 3, 4] }), p),
+    state: { S: S1!, P: P1!, F: F1! },
+  };
 }

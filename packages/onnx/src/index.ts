@@ -12,8 +12,14 @@ export {
   favorAttentionModel,
   type OnnxFeatureMap,
 } from './attention-graphs.js';
+export { type OnnxGenerateOptions, OnnxPerformerLM } from './generate.js';
 export { type AttributeValue, type Dim, GraphBuilder, OPSET } from './graph.js';
-export { type PerformerLMLike, performerLMModel } from './performer-lm.js';
+export {
+  type PerformerLMLike,
+  performerLMModel,
+  performerLMStepModel,
+  stateNames,
+} from './performer-lm.js';
 export {
   loadOnnxRuntime,
   OnnxAttention,

@@ -1,7 +1,8 @@
 import { maxRelativeError } from '@kernel-attention/core/testing';
 import { loadHeldOutDocuments, loadPretrained, PerformerLM } from '@kernel-attention/performer';
 import { describe, expect, it } from 'vitest';
-import { performerLMModel } from './performer-lm.js';
+import { OnnxPerformerLM } from './generate.js';
+import { performerLMModel, performerLMStepModel, stateNames } from './performer-lm.js';
 import { loadOnnxRuntime } from './runner.js';
 
 const ort = await loadOnnxRuntime();
@@ -98,4 +99,75 @@ describe('a PerformerLM exported to ONNX', () => {
     }
     expect(() => performerLMModel(null as never)).toThrow(/model must be a PerformerLM/);
   });
+});
+
+describe('generation on ONNX Runtime: prefill, then one step per token on the recurrent state', () => {
+  it('a step from the prompt state gives the logits the full forward gives on the prefix', async () => {
+    const model = PerformerLM.create(
+      { numTokens: 23, maxSeqLen: 64, dim: 32, depth: 2, heads: 2, nbFeatures: 16, causal: true },
+      { seed: 5 },
+    );
+    const tokens = tokensOf(1, 30, 23, 2)[0]!;
+    const prefill = await ort.InferenceSession.create(performerLMModel(model, { chunkSize: 8 }));
+    const step = await ort.InferenceSession.create(performerLMStepModel(model));
+    const Tensor = ort.Tensor as unknown as new (
+      t: 'int64',
+      d: BigInt64Array,
+      dims: number[],
+    ) => unknown;
+    const ids = (v: number[], dims: number[]) =>
+      new Tensor('int64', BigInt64Array.from(v.map(BigInt)), dims);
+    type Run = (f: Record<string, unknown>) => Promise<Record<string, { data: Float32Array }>>;
+    const first = await (prefill as unknown as { run: Run }).run({
+      tokens: ids(tokens.slice(0, 20), [1, 20]),
+    });
+    let state: Record<string, unknown> = {};
+    for (const i of [0, 1]) for (const n of Object.values(stateNames(i))) state[n] = first[n];
+    const full = await model.logits([tokens]).data();
+    for (let p = 20; p < 30; p++) {
+      const r = await (step as unknown as { run: Run }).run({
+        token: ids([tokens[p]!], [1, 1]),
+        position: ids([p], [1]),
+        ...state,
+      });
+      const expected = Array.from(full.subarray(p * 23, (p + 1) * 23));
+      expect(
+        maxRelativeError(Array.from(r.logits!.data), expected, 1e-4),
+        `position ${p}`,
+      ).toBeLessThan(1e-4);
+      state = {};
+      for (const i of [0, 1])
+        for (const n of Object.values(stateNames(i))) state[n] = r[`${n}_next`];
+    }
+    model.dispose();
+  });
+
+  it('greedy text equals PerformerLM.generate on the pretrained model, and sampling is seeded', async () => {
+    const model = await loadPretrained('fortunes-performer');
+    const { charTokenizer } = await import('@kernel-attention/performer');
+    const lm = await OnnxPerformerLM.create(model);
+    const prompt = [charTokenizer.boundary, ...charTokenizer.encode('The ')];
+    const ours = await model.generate(prompt, { maxNewTokens: 40 });
+    const onnx = await lm.generate(prompt, { maxNewTokens: 40 });
+    expect(charTokenizer.decode(onnx)).toBe(charTokenizer.decode(ours));
+    const a = await lm.generate(prompt, { maxNewTokens: 20, temperature: 0.8, seed: 4 });
+    const b = await lm.generate(prompt, { maxNewTokens: 20, temperature: 0.8, seed: 4 });
+    expect(a).toEqual(b);
+    expect(a).toHaveLength(prompt.length + 20);
+    await lm.release();
+    await expect(
+      OnnxPerformerLM.create(
+        PerformerLM.create({
+          numTokens: 8,
+          maxSeqLen: 8,
+          dim: 8,
+          depth: 1,
+          heads: 2,
+          nbFeatures: 4,
+          causal: false,
+        }),
+      ),
+    ).rejects.toThrow(/stepping needs a causal model/);
+    model.dispose();
+  }, 60_000);
 });

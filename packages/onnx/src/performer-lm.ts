@@ -3,7 +3,12 @@
  * logits out, the weights as initializers, FAVOR+ with the model's own features and stabilizers
  * (the same graph nodes as favorAttentionModel). Prefill: the whole sequence at once.
  */
-import { favorNodes } from './attention-graphs.js';
+import {
+  type CausalStateNames,
+  favorNodes,
+  ratio as ratioOf,
+  withOnes,
+} from './attention-graphs.js';
 import { GraphBuilder, INT64 } from './graph.js';
 
 /** A tfjs tensor as far as the export needs one. */
@@ -62,33 +67,8 @@ export interface PerformerLMLike {
 /** PyTorch's LayerNorm epsilon, as performer's layerNorm. */
 const LN_EPS = 1e-5;
 
-/**
- * The serialized ONNX model of a PerformerLM's forward pass: input `tokens` [B, N] (int64, N up
- * to maxSeqLen), output `logits` [B, N, numTokens] — the logits `model.logits(tokens)` gives (the
- * test suite checks them). Supported: FAVOR attention with the 'positive' or 'hyperbolic' kernel
- * and the exact stabilizers (the default), causal or bidirectional, rotary or absolute positions,
- * tied or separate output weights. Refused by name: exact-softmax models, the 'relu' kernel,
- * performer-pytorch's stabilizers, a causal denominatorEps, and models given their own feature
- * map with withFeatureMap().
- *
- * @param model - a PerformerLM (or anything with its `config` and `weights`)
- * @param opts - `{ chunkSize }`: causal positions per chunk (default 64)
- *
- * @example
- * ```ts
- * import { performerLMModel } from '@kernel-attention/onnx';
- * import { PerformerLM } from '@kernel-attention/performer';
- *
- * const model = PerformerLM.create({ numTokens: 32, maxSeqLen: 64, dim: 32, depth: 2, heads: 2, nbFeatures: 16 });
- * const bytes = performerLMModel(model); // a standard .onnx file: tokens [B, N] → logits
- * model.dispose();
- * ```
- */
-export function performerLMModel(
-  model: PerformerLMLike,
-  opts: { chunkSize?: number } = {},
-): Uint8Array {
-  const fn = 'performerLMModel';
+/** Refuses, by name, what the export does not cover; returns the chunk size. */
+function checkExportable(fn: string, model: PerformerLMLike, chunkSize: unknown): number {
   if (model === null || typeof model !== 'object' || !model.config || !model.weights) {
     throw new TypeError(
       `${fn}: model must be a PerformerLM (with config and weights), got ${model === null ? 'null' : typeof model}`,
@@ -105,20 +85,29 @@ export function performerLMModel(
   if ((model as { customFeatureMap?: unknown }).customFeatureMap) {
     refuse('a model with its own feature map (withFeatureMap)');
   }
-  const chunk = opts.chunkSize ?? 64;
-  if (!Number.isInteger(chunk) || chunk < 1) {
-    throw new RangeError(
-      `${fn}: chunkSize must be a positive integer, got ${String(opts.chunkSize)}`,
-    );
+  const chunk = chunkSize ?? 64;
+  if (!Number.isInteger(chunk) || (chunk as number) < 1) {
+    throw new RangeError(`${fn}: chunkSize must be a positive integer, got ${String(chunkSize)}`);
   }
+  return chunk as number;
+}
+
+/**
+ * The model's layers written into a graph. `positions` picks the rows of the position tables:
+ * the first N (prefill) or the given position (one-token step). `attend(layer, q, k, v)` is the
+ * attention of one layer.
+ */
+function writeModel(
+  g: GraphBuilder,
+  model: PerformerLMLike,
+  tokens: string,
+  rowsOf: (table: string) => string,
+  attend: (layer: number, q: string, k: string, v: string, projection: string) => string,
+): string {
+  const c = model.config;
   const w = model.weights;
   const { heads: H, dimHead: dh } = c;
-  const g = new GraphBuilder('performer_lm');
   const t = (x: TensorLike) => g.constant(Float32Array.from(x.dataSync()), x.shape);
-  const tokens = g.input('tokens', ['batch', 'length'], INT64);
-  const n = g.node('Slice', [g.node('Shape', [tokens]), g.ints([1]), g.ints([2])]);
-  /** The first N rows of a [maxSeqLen, X] table. */
-  const firstRows = (table: string) => g.node('Slice', [table, g.ints([0]), n, g.ints([0])]);
   const dense = (x: string, weight: TensorLike, bias?: TensorLike | null) => {
     const y = g.node('MatMul', [x, t(weight)]);
     return bias ? g.node('Add', [y, t(bias)]) : y;
@@ -127,7 +116,7 @@ export function performerLMModel(
     g.node('LayerNormalization', [x, t(gamma), t(beta)], { axis: -1, epsilon: { float: LN_EPS } });
 
   let h = g.node('Gather', [t(w.tokenEmbedding), tokens], { axis: 0 }); // [B, N, dim]
-  if (w.positionEmbedding) h = g.node('Add', [h, firstRows(t(w.positionEmbedding))]);
+  if (w.positionEmbedding) h = g.node('Add', [h, rowsOf(t(w.positionEmbedding))]);
 
   // rotary: t·cos + rotate_every_two(t)·sin, the tables' halves with every value repeated twice
   let sin: string | null = null;
@@ -142,8 +131,8 @@ export function performerLMModel(
         const [r, col] = [Math.floor(idx / dh), idx % dh];
         return table[r * dh + offset + Math.floor(col / 2)]!;
       });
-    sin = firstRows(g.constant(twice(0), [rows, dh]));
-    cos = firstRows(g.constant(twice(half), [rows, dh]));
+    sin = rowsOf(g.constant(twice(0), [rows, dh]));
+    cos = rowsOf(g.constant(twice(half), [rows, dh]));
     const R = new Float32Array(dh * dh);
     for (let i = 0; i < dh; i += 2) {
       R[(i + 1) * dh + i] = -1;
@@ -162,7 +151,7 @@ export function performerLMModel(
   const split = (x: string) =>
     g.node('Transpose', [g.node('Reshape', [x, g.ints([0, 0, H, dh])])], { perm: [0, 2, 1, 3] });
 
-  for (const l of w.layers) {
+  w.layers.forEach((l, i) => {
     const a = norm(h, l.norm1Gamma, l.norm1Beta);
     const q = rotary(split(dense(a, l.wq, l.bq)));
     const k = rotary(split(dense(a, l.wk, l.bk)));
@@ -171,18 +160,7 @@ export function performerLMModel(
       l.projection.rows,
       l.projection.cols,
     ]);
-    const o = favorNodes(g, {
-      q,
-      k,
-      v,
-      projection,
-      mask: null,
-      dim: dh,
-      featureMap: c.kernel as 'positive' | 'hyperbolic',
-      eps: c.featureEps,
-      causal: c.causal,
-      chunk,
-    });
+    const o = attend(i, q, k, v, projection);
     const merged = g.node('Reshape', [
       g.node('Transpose', [o], { perm: [0, 2, 1, 3] }),
       g.ints([0, 0, H * dh]),
@@ -197,12 +175,168 @@ export function performerLMModel(
       ]),
     ]);
     h = g.node('Add', [h, dense(gelu, l.w2, l.b2)]);
-  }
+  });
   const x = norm(h, w.normGamma, w.normBeta);
-  const logits =
-    w.outWeight === null
-      ? g.node('MatMul', [x, g.node('Transpose', [t(w.tokenEmbedding)], { perm: [1, 0] })])
-      : dense(x, w.outWeight, w.outBias);
+  return w.outWeight === null
+    ? g.node('MatMul', [x, g.node('Transpose', [t(w.tokenEmbedding)], { perm: [1, 0] })])
+    : dense(x, w.outWeight, w.outBias);
+}
+
+/** The names of layer i's state inputs and outputs. */
+export const stateNames = (i: number) => ({
+  S: `state_S_${i}`,
+  P: `state_P_${i}`,
+  F: `state_F_${i}`,
+});
+
+/**
+ * The serialized ONNX model of a PerformerLM's forward pass: input `tokens` [B, N] (int64, N up
+ * to maxSeqLen), output `logits` [B, N, numTokens] — the logits `model.logits(tokens)` gives (the
+ * test suite checks them); for a causal model also the recurrent state after the last position
+ * (`state_S_i`, `state_P_i`, `state_F_i` per layer i), which performerLMStepModel continues from.
+ * Supported: FAVOR attention with the 'positive' or 'hyperbolic' kernel and the exact stabilizers
+ * (the default), causal or bidirectional, rotary or absolute positions, tied or separate output
+ * weights. Refused by name: exact-softmax models, the 'relu' kernel, performer-pytorch's
+ * stabilizers, a causal denominatorEps, and models given their own feature map with
+ * withFeatureMap().
+ *
+ * @param model - a PerformerLM (or anything with its `config` and `weights`)
+ * @param opts - `{ chunkSize }`: causal positions per chunk (default 64)
+ *
+ * @example
+ * ```ts
+ * import { performerLMModel } from '@kernel-attention/onnx';
+ * import { PerformerLM } from '@kernel-attention/performer';
+ *
+ * const model = PerformerLM.create({ numTokens: 32, maxSeqLen: 64, dim: 32, depth: 2, heads: 2, nbFeatures: 16 });
+ * const bytes = performerLMModel(model); // a standard .onnx file: tokens [B, N] → logits
+ * model.dispose();
+ * ```
+ */
+export function performerLMModel(
+  model: PerformerLMLike,
+  opts: { chunkSize?: number } = {},
+): Uint8Array {
+  const chunk = checkExportable('performerLMModel', model, opts?.chunkSize);
+  const c = model.config;
+  const g = new GraphBuilder('performer_lm');
+  const tokens = g.input('tokens', ['batch', 'length'], INT64);
+  const n = g.node('Slice', [g.node('Shape', [tokens]), g.ints([1]), g.ints([2])]);
+  const states: CausalStateNames[] = [];
+  const logits = writeModel(
+    g,
+    model,
+    tokens,
+    (table) => g.node('Slice', [table, g.ints([0]), n, g.ints([0])]),
+    (_, q, k, v, projection) => {
+      const { out, state } = favorNodes(g, {
+        q,
+        k,
+        v,
+        projection,
+        mask: null,
+        dim: c.dimHead,
+        featureMap: c.kernel as 'positive' | 'hyperbolic',
+        eps: c.featureEps,
+        causal: c.causal,
+        chunk,
+      });
+      if (state) states.push(state);
+      return out;
+    },
+  );
   g.output(logits, 'logits', ['batch', 'length', c.numTokens]);
+  states.forEach((s, i) => {
+    const names = stateNames(i);
+    g.output(s.S, names.S, null);
+    g.output(s.P, names.P, null);
+    g.output(s.F, names.F, null);
+  });
+  return g.model();
+}
+
+/**
+ * The serialized ONNX model of one decoding step of a causal PerformerLM: inputs `token` [B, 1]
+ * (int64), `position` [1] (int64: the token's position, from 0) and each layer's state
+ * (`state_S_i`, `state_P_i`, `state_F_i`, as performerLMModel outputs them), outputs `logits`
+ * [B, 1, numTokens] and the states after the token (`state_S_i_next`, …). Constant work per
+ * token, whatever the position: generation is linear in its length. Stepping from the prompt's
+ * state gives the logits the full forward gives on the same prefix.
+ *
+ * @param model - a causal PerformerLM (see performerLMModel for what is supported)
+ */
+export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
+  const fn = 'performerLMStepModel';
+  checkExportable(fn, model, undefined);
+  const c = model.config;
+  if (!c.causal) throw new RangeError(`${fn}: stepping needs a causal model`);
+  const g = new GraphBuilder('performer_lm_step');
+  const token = g.input('token', ['batch', 1], INT64);
+  const position = g.input('position', [1], INT64);
+  const eps = c.featureEps;
+  const logits = writeModel(
+    g,
+    model,
+    token,
+    (table) => g.node('Gather', [table, position], { axis: 0 }), // [1, X]
+    (i, q, k, v, projection) => {
+      const names = stateNames(i);
+      const S = g.input(names.S, null);
+      const P = g.input(names.P, null); // [B, H, 1]
+      const F = g.input(names.F, null); // [B, H, 1, dv + 1]
+      const cst = g.constant([c.dimHead ** -0.25]);
+      const wt = g.node('Transpose', [projection], { perm: [1, 0] });
+      const project = (x: string) => {
+        const u = g.node('MatMul', [g.node('Mul', [x, cst]), wt]);
+        return c.kernel === 'hyperbolic'
+          ? g.node('Concat', [u, g.node('Neg', [u])], { axis: -1 })
+          : u;
+      };
+      // the query's features (stabilized per row) and the key's exponents, as in favorNodes
+      const uq = project(q);
+      const phiQ = g.node('Add', [
+        g.node('Exp', [
+          g.node('Sub', [uq, g.node('ReduceMax', [uq], { axes: [-1], keepdims: 1 })]),
+        ]),
+        g.constant([eps]),
+      ]);
+      const kh = g.node('Mul', [k, cst]);
+      const a = g.node('Sub', [
+        project(k),
+        g.node('Mul', [
+          g.node('ReduceSum', [g.node('Mul', [kh, kh]), g.ints([-1])], { keepdims: 1 }),
+          g.constant([0.5]),
+        ]),
+      ]);
+      const ell = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, 1, 1]
+      const b = g.node('Exp', [g.node('Sub', [a, ell])]);
+      // the new key joins the state first (query i sees key i); s = the new running maximum
+      const pCol = g.node('Unsqueeze', [P, g.ints([3])]);
+      const s = g.node('Max', [pCol, ell]);
+      const v1 = withOnes(g, v);
+      const bw = g.node('Mul', [b, g.node('Exp', [g.node('Sub', [ell, s])])]);
+      const S1 = g.node('Add', [
+        g.node('Mul', [g.node('Exp', [g.node('Sub', [pCol, s])]), S]),
+        g.node('MatMul', [g.node('Transpose', [bw], { perm: [0, 1, 3, 2] }), v1]),
+      ]);
+      const F1 = g.node('Add', [F, v1]);
+      const P1 = g.node('Squeeze', [s, g.ints([3])]);
+      g.output(S1, `${names.S}_next`, null);
+      g.output(P1, `${names.P}_next`, null);
+      g.output(F1, `${names.F}_next`, null);
+      const both = g.node('Add', [
+        g.node('MatMul', [phiQ, S1]),
+        g.node('Mul', [
+          g.node('Mul', [
+            g.node('ReduceSum', [phiQ, g.ints([-1])], { keepdims: 1 }),
+            g.constant([eps]),
+          ]),
+          F1,
+        ]),
+      ]);
+      return ratioOf(g, both);
+    },
+  );
+  g.output(logits, 'logits', ['batch', 1, c.numTokens]);
   return g.model();
 }
