@@ -11,9 +11,16 @@ const text = [
   '',
   '| decoding | new tokens / s |',
   '|---|---|',
-  `| recurrent state | ${r.recurrentTokensPerSecond.toFixed(0)} (prompt pass ${(r.recurrentPromptMs / 1000).toFixed(1)} s) |`,
-  `| recompute the prefix | ${r.recomputeTokensPerSecond.toFixed(1)} |`,
-  `| speed-up | ${r.speedup.toFixed(0)}× |`,
+  `| tfjs, recurrent state | ${r.recurrentTokensPerSecond.toFixed(0)} (prompt pass ${(r.recurrentPromptMs / 1000).toFixed(1)} s) |`,
+  `| tfjs, recompute the prefix | ${r.recomputeTokensPerSecond.toFixed(1)} (recurrent: ${r.speedup.toFixed(0)}× faster) |`,
+  ...(r.ortOneThread
+    ? [
+        `| ONNX Runtime, one thread | ${r.ortOneThread.tokensPerSecond.toFixed(0)} (prefill ${r.ortOneThread.prefillMs.toFixed(0)} ms; ${r.ortOneThreadSpeedup.toFixed(1)}× tfjs's recurrent) |`,
+        `| ONNX Runtime, two threads | ${r.ortTwoThreads.tokensPerSecond.toFixed(0)} (prefill ${r.ortTwoThreads.prefillMs.toFixed(0)} ms) |`,
+      ]
+    : []),
+  '',
+  `Greedy tokens: ${r.firstDivergence === null && r.ortOneThread?.firstDivergence === null ? 'the same on every path' : 'see firstDivergence in the results file'}; other processes during the run: ${r.otherCores === undefined ? 'not recorded' : `${r.otherCores.toFixed(3)} cores`}.`,
 ].join('\n');
 if (process.argv.includes('--write')) writeDocSection('generate-table', text);
 else console.log(text);

@@ -47,5 +47,7 @@ for (const [name, section] of Object.entries(SECTIONS)) {
   });
   if (r.status !== 0) failed.push(`${name} (exit ${r.status ?? r.signal})`);
 }
-console.error(failed.length === 0 ? '\nbench: every section ran' : `\nbench: failed: ${failed.join(', ')}`);
+console.error(
+  failed.length === 0 ? '\nbench: every section ran' : `\nbench: failed: ${failed.join(', ')}`,
+);
 process.exit(failed.length === 0 ? 0 : 1);
