@@ -64,6 +64,7 @@ export class GraphBuilder {
   private readonly inputs: ReturnType<typeof valueInfo>[] = [];
   private readonly outputs: ReturnType<typeof valueInfo>[] = [];
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
+  private readonly domains = new Set<string>();
   private count = 0;
 
   /**
@@ -138,15 +139,21 @@ export class GraphBuilder {
     return names;
   }
 
-  /** Adds a node with one output; returns the output's name (`out`, or a fresh one). */
+  /**
+   * Adds a node with one output; returns the output's name (`out`, or a fresh one). `domain`
+   * names an operator set other than ONNX's (e.g. 'com.microsoft', ONNX Runtime's contrib ops).
+   */
   node(
     op: string,
     inputs: readonly string[],
     attributes: Record<string, AttributeValue> = {},
     out?: string,
+    domain?: string,
   ): string {
     const output = out ?? `${this.prefix}t${this.count++}`;
+    if (domain) this.domains.add(domain);
     this.nodes.push({
+      ...(domain ? { domain } : {}),
       opType: op,
       name: `${op}_${output}`,
       input: [...inputs],
@@ -172,7 +179,10 @@ export class GraphBuilder {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'kernel-attention',
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [
+        { domain: '', version: OPSET },
+        ...[...this.domains].map((domain) => ({ domain, version: 1 })),
+      ],
       graph: this.graph(),
     });
     return onnx.ModelProto.encode(model).finish();
