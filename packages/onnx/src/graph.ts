@@ -77,13 +77,26 @@ export class GraphBuilder {
     private readonly prefix = '',
   ) {}
 
-  /** Declares a float (or other element type) graph input (dims null: shape unstated). */
+  /**
+   * Declares a float (or other element type) graph input (dims null: shape unstated).
+   *
+   * @param name - the input's name, as the feeds name it
+   * @param dims - its dimensions (sizes or symbolic names), or null
+   * @param elemType - its element type (default FLOAT)
+   */
   input(name: string, dims: readonly Dim[] | null, elemType: number = FLOAT): string {
     this.inputs.push(valueInfo(name, elemType, dims));
     return name;
   }
 
-  /** Declares `value` (a node's output) as a graph output named `name` (dims null: unstated). */
+  /**
+   * Declares `value` (a node's output) as a graph output named `name` (dims null: unstated).
+   *
+   * @param value - the value to output
+   * @param name - the output's name, as the results name it
+   * @param dims - its dimensions (sizes or symbolic names), or null
+   * @param elemType - its element type (default FLOAT)
+   */
   output(
     value: string,
     name: string,
@@ -95,7 +108,12 @@ export class GraphBuilder {
     return name;
   }
 
-  /** A float constant (scalar when `dims` is empty). */
+  /**
+   * A float constant (scalar when `dims` is empty).
+   *
+   * @param values - its values, row-major
+   * @param dims - its dimensions (default: a scalar)
+   */
   constant(values: readonly number[] | Float32Array, dims: readonly number[] = []): string {
     const name = `${this.prefix}c${this.count++}`;
     const data = Float32Array.from(values);
@@ -108,7 +126,12 @@ export class GraphBuilder {
     return name;
   }
 
-  /** An int64 constant (a shape, axes, a size). */
+  /**
+   * An int64 constant (a shape, axes, a size).
+   *
+   * @param values - its values
+   * @param dims - its dimensions (default: a vector; [] for a scalar)
+   */
   ints(values: readonly number[], dims: readonly number[] = [values.length]): string {
     const name = `${this.prefix}c${this.count++}`;
     const data = BigInt64Array.from(values.map((v) => BigInt(v)));
@@ -121,7 +144,14 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Adds a node with several outputs (fresh names); returns them. */
+  /**
+   * Adds a node with several outputs (fresh names); returns them.
+   *
+   * @param op - the operator, e.g. 'Scan'
+   * @param inputs - the input values' names
+   * @param outputs - how many outputs
+   * @param attributes - the node's attributes
+   */
   nodeN(
     op: string,
     inputs: readonly string[],
@@ -142,6 +172,12 @@ export class GraphBuilder {
   /**
    * Adds a node with one output; returns the output's name (`out`, or a fresh one). `domain`
    * names an operator set other than ONNX's (e.g. 'com.microsoft', ONNX Runtime's contrib ops).
+   *
+   * @param op - the operator, e.g. 'MatMul'
+   * @param inputs - the input values' names
+   * @param attributes - the node's attributes
+   * @param out - the output's name (default: a fresh one)
+   * @param domain - the operator's domain (default: ONNX's)
    */
   node(
     op: string,

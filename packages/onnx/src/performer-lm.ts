@@ -182,7 +182,11 @@ function writeModel(
     : dense(x, w.outWeight, w.outBias);
 }
 
-/** The names of layer i's state inputs and outputs. */
+/**
+ * The names of layer i's state values (the step graph's inputs; its outputs add `_next`).
+ *
+ * @param i - the layer index, from 0
+ */
 export const stateNames = (i: number) => ({
   S: `state_S_${i}`,
   P: `state_P_${i}`,
