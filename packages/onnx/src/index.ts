@@ -15,7 +15,9 @@ export {
 export { type OnnxGenerateOptions, OnnxPerformerLM } from './generate.js';
 export { type AttributeValue, type Dim, GraphBuilder, OPSET } from './graph.js';
 export {
+  type PerformerEncoderLike,
   type PerformerLMLike,
+  performerEncoderModel,
   performerLMModel,
   performerLMStepModel,
   stateNames,

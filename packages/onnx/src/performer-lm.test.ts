@@ -1,8 +1,18 @@
 import { maxRelativeError } from '@kernel-attention/core/testing';
-import { loadHeldOutDocuments, loadPretrained, PerformerLM } from '@kernel-attention/performer';
+import {
+  loadHeldOutDocuments,
+  loadPretrained,
+  PerformerEncoder,
+  PerformerLM,
+} from '@kernel-attention/performer';
 import { describe, expect, it } from 'vitest';
 import { OnnxPerformerLM } from './generate.js';
-import { performerLMModel, performerLMStepModel, stateNames } from './performer-lm.js';
+import {
+  performerEncoderModel,
+  performerLMModel,
+  performerLMStepModel,
+  stateNames,
+} from './performer-lm.js';
 import { loadOnnxRuntime } from './runner.js';
 
 const ort = await loadOnnxRuntime();
@@ -170,4 +180,50 @@ describe('generation on ONNX Runtime: prefill, then one step per token on the re
     ).rejects.toThrow(/stepping needs a causal model/);
     model.dispose();
   }, 60_000);
+});
+
+describe('a PerformerEncoder exported to ONNX', () => {
+  it('gives the masked-LM logits and the class logits the encoder gives, padding included', async () => {
+    const encoder = PerformerEncoder.create(
+      { numTokens: 17, maxSeqLen: 32, dim: 16, depth: 2, heads: 2, nbFeatures: 8, numClasses: 3 },
+      { seed: 9 },
+    );
+    const tokens = tokensOf(2, 12, 17, 4);
+    const mask = [new Array(12).fill(1), [...new Array(8).fill(1), 0, 0, 0, 0]];
+    const session = await ort.InferenceSession.create(performerEncoderModel(encoder));
+    const T = ort.Tensor as unknown as new (t: string, d: unknown, dims: number[]) => unknown;
+    const out = await (
+      session as unknown as {
+        run(f: Record<string, unknown>): Promise<Record<string, { data: Float32Array }>>;
+      }
+    ).run({
+      tokens: new T('int64', BigInt64Array.from(tokens.flat().map(BigInt)), [2, 12]),
+      mask: new T('float32', Float32Array.from(mask.flat()), [2, 12]),
+    });
+    const mlm = encoder.mlmLogits(tokens, { mask });
+    const cls = encoder.classify(tokens, { mask });
+    expect(
+      maxRelativeError(Array.from(out.mlm_logits!.data), Array.from(await mlm.data()), 1e-4),
+    ).toBeLessThan(1e-4);
+    expect(
+      maxRelativeError(Array.from(out.class_logits!.data), Array.from(await cls.data()), 1e-4),
+    ).toBeLessThan(1e-4);
+    mlm.dispose();
+    cls.dispose();
+    encoder.dispose();
+    expect(() =>
+      performerLMModel(
+        PerformerLM.create({
+          numTokens: 8,
+          maxSeqLen: 8,
+          dim: 8,
+          depth: 1,
+          heads: 2,
+          nbFeatures: 4,
+          causal: true,
+        }),
+        { mask: true },
+      ),
+    ).toThrow(/a padding mask is for bidirectional models/);
+  });
 });

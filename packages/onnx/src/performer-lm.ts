@@ -103,7 +103,7 @@ function writeModel(
   tokens: string,
   rowsOf: (table: string) => string,
   attend: (layer: number, q: string, k: string, v: string, projection: string) => string,
-): string {
+): { hidden: string; logits: string } {
   const c = model.config;
   const w = model.weights;
   const { heads: H, dimHead: dh } = c;
@@ -177,9 +177,11 @@ function writeModel(
     h = g.node('Add', [h, dense(gelu, l.w2, l.b2)]);
   });
   const x = norm(h, w.normGamma, w.normBeta);
-  return w.outWeight === null
-    ? g.node('MatMul', [x, g.node('Transpose', [t(w.tokenEmbedding)], { perm: [1, 0] })])
-    : dense(x, w.outWeight, w.outBias);
+  const logits =
+    w.outWeight === null
+      ? g.node('MatMul', [x, g.node('Transpose', [t(w.tokenEmbedding)], { perm: [1, 0] })])
+      : dense(x, w.outWeight, w.outBias);
+  return { hidden: x, logits };
 }
 
 /**
@@ -205,7 +207,8 @@ export const stateNames = (i: number) => ({
  * withFeatureMap().
  *
  * @param model - a PerformerLM (or anything with its `config` and `weights`)
- * @param opts - `{ chunkSize }`: causal positions per chunk (default 64)
+ * @param opts - `{ chunkSize, mask }`: causal positions per chunk (default 64); `mask: true` adds a
+ *   `mask` input [B, N] (float, 1 keep, 0 pad) to a bidirectional model
  *
  * @example
  * ```ts
@@ -219,15 +222,33 @@ export const stateNames = (i: number) => ({
  */
 export function performerLMModel(
   model: PerformerLMLike,
-  opts: { chunkSize?: number } = {},
+  opts: { chunkSize?: number; mask?: boolean } = {},
 ): Uint8Array {
-  const chunk = checkExportable('performerLMModel', model, opts?.chunkSize);
-  const c = model.config;
   const g = new GraphBuilder('performer_lm');
+  const { logits } = writeForward(g, model, opts, 'performerLMModel');
+  g.output(logits, 'logits', ['batch', 'length', model.config.numTokens]);
+  return g.model();
+}
+
+/** The forward pass into `g`: tokens (and mask) inputs, the causal states as outputs. */
+function writeForward(
+  g: GraphBuilder,
+  model: PerformerLMLike,
+  opts: { chunkSize?: number; mask?: boolean },
+  fn: string,
+): { hidden: string; logits: string; mask: string | null } {
+  const chunk = checkExportable(fn, model, opts?.chunkSize);
+  const c = model.config;
+  if (opts?.mask && c.causal) {
+    throw new RangeError(
+      `${fn}: a padding mask is for bidirectional models (causal ones pad at the end)`,
+    );
+  }
   const tokens = g.input('tokens', ['batch', 'length'], INT64);
+  const mask = opts?.mask ? g.input('mask', ['batch', 'length']) : null;
   const n = g.node('Slice', [g.node('Shape', [tokens]), g.ints([1]), g.ints([2])]);
   const states: CausalStateNames[] = [];
-  const logits = writeModel(
+  const result = writeModel(
     g,
     model,
     tokens,
@@ -238,7 +259,7 @@ export function performerLMModel(
         k,
         v,
         projection,
-        mask: null,
+        mask,
         dim: c.dimHead,
         featureMap: c.kernel as 'positive' | 'hyperbolic',
         eps: c.featureEps,
@@ -249,13 +270,57 @@ export function performerLMModel(
       return out;
     },
   );
-  g.output(logits, 'logits', ['batch', 'length', c.numTokens]);
   states.forEach((s, i) => {
     const names = stateNames(i);
     g.output(s.S, names.S, null);
     g.output(s.P, names.P, null);
     g.output(s.F, names.F, null);
   });
+  return { ...result, mask };
+}
+
+/** What the export reads of a PerformerEncoder: its body and classification head. */
+export interface PerformerEncoderLike {
+  readonly body: PerformerLMLike;
+  readonly classifier: { weight: TensorLike; bias: TensorLike } | null;
+}
+
+/**
+ * The serialized ONNX model of a PerformerEncoder: inputs `tokens` [B, N] (int64) and `mask`
+ * [B, N] (float, 1 keep, 0 pad), outputs `mlm_logits` [B, N, numTokens] and, when the encoder has
+ * a classification head, `class_logits` [B, numClasses] (the mean final hidden state over the
+ * unpadded positions → the head), as `mlmLogits` and `classify` give them.
+ *
+ * @param encoder - a PerformerEncoder (see performerLMModel for what its body may use)
+ * @param opts - `{ chunkSize }` (unused: encoders are bidirectional)
+ */
+export function performerEncoderModel(
+  encoder: PerformerEncoderLike,
+  opts: { chunkSize?: number } = {},
+): Uint8Array {
+  const fn = 'performerEncoderModel';
+  if (encoder === null || typeof encoder !== 'object' || !encoder.body) {
+    throw new TypeError(
+      `${fn}: encoder must be a PerformerEncoder (with body), got ${encoder === null ? 'null' : typeof encoder}`,
+    );
+  }
+  const g = new GraphBuilder('performer_encoder');
+  const { hidden, logits, mask } = writeForward(g, encoder.body, { ...opts, mask: true }, fn);
+  g.output(logits, 'mlm_logits', ['batch', 'length', encoder.body.config.numTokens]);
+  const head = encoder.classifier;
+  if (head !== null) {
+    const keep = g.node('Unsqueeze', [mask!, g.ints([2])]); // [B, N, 1]
+    const pooled = g.node('Div', [
+      g.node('ReduceSum', [g.node('Mul', [hidden, keep]), g.ints([1])], { keepdims: 0 }),
+      g.node('Max', [g.node('ReduceSum', [keep, g.ints([1])], { keepdims: 0 }), g.constant([1])]),
+    ]);
+    const weight = g.constant(Float32Array.from(head.weight.dataSync()), head.weight.shape);
+    const bias = g.constant(Float32Array.from(head.bias.dataSync()), head.bias.shape);
+    g.output(g.node('Add', [g.node('MatMul', [pooled, weight]), bias]), 'class_logits', [
+      'batch',
+      head.weight.shape[1]!,
+    ]);
+  }
   return g.model();
 }
 
@@ -278,7 +343,7 @@ export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
   const token = g.input('token', ['batch', 1], INT64);
   const position = g.input('position', [1], INT64);
   const eps = c.featureEps;
-  const logits = writeModel(
+  const { logits } = writeModel(
     g,
     model,
     token,

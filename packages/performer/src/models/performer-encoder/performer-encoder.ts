@@ -32,6 +32,16 @@ export class PerformerEncoder {
     this.numClasses = classifier?.weight.shape[1] ?? 0;
   }
 
+  /** The classification head's weights ([dim, numClasses] and [numClasses]), or null. */
+  get classifier(): { weight: tf.Tensor2D; bias: tf.Tensor1D } | null {
+    return this.classifierWeight === null || this.classifierBias === null
+      ? null
+      : {
+          weight: this.classifierWeight as unknown as tf.Tensor2D,
+          bias: this.classifierBias as unknown as tf.Tensor1D,
+        };
+  }
+
   /**
    * @param config - the model's sizes (see PerformerEncoderConfig)
    * @param opts - `{ seed }` for the initial weights and features
