@@ -5,7 +5,12 @@ import {
   naiveSoftmaxAttention,
   rand4,
 } from '@kernel-attention/core/testing';
-import { hyperbolicSoftmax, positiveSoftmax } from '@kernel-attention/feature-maps';
+import {
+  generalized,
+  hyperbolicSoftmax,
+  positiveSoftmax,
+  trigSoftmax,
+} from '@kernel-attention/feature-maps';
 import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -198,6 +203,56 @@ describe('FAVOR+ as an ONNX graph on onnxruntime-node', () => {
     },
   );
 
+  it.each([
+    { map: 'trig' as const, causal: false, masked: false },
+    { map: 'trig' as const, causal: true, masked: true },
+    { map: 'relu' as const, causal: false, masked: true },
+    { map: 'relu' as const, causal: true, masked: false },
+  ])(
+    'the $map map (causal $causal, masked $masked) equals core favorAttention with it',
+    async ({ map, causal, masked }) => {
+      const [B, H, L, d, dv, m] = [2, 2, 19, 8, 3, 16];
+      const q = rand4([B, H, L, d], 30, 0.8);
+      const k = rand4([B, H, L, d], 31, 0.8);
+      const v = rand4([B, H, L, dv], 32);
+      const w = gaussianOrthogonal(m, d, { seed: 33 });
+      const keep = masked ? mask(B, L, 4) : undefined;
+      const eps = map === 'relu' ? 1e-3 : 0; // generalized's default kernelEps; trig has none
+      const session = await open(
+        OnnxAttention.favor({
+          dim: d,
+          numProjections: m,
+          featureMap: map,
+          eps,
+          causal,
+          mask: masked,
+          chunkSize: 8,
+        }),
+      );
+      const out = await session.run({
+        q,
+        k,
+        v,
+        projection: projectionInput(w),
+        ...(keep ? { mask: keep } : {}),
+      });
+      const phi =
+        map === 'trig'
+          ? trigSoftmax({ projection: w })
+          : generalized({ fn: 'relu', projection: w });
+      const ours = favorAttention(q, k, v, {
+        featureMap: phi,
+        causal,
+        ...(keep ? { mask: keep } : {}),
+      });
+      expect(
+        maxRelativeError(Array.from(out.data), Array.from(await ours.data()), 1e-4),
+      ).toBeLessThan(1e-4);
+      phi.dispose();
+      tf.dispose([q, k, v, ours, ...(keep ? [keep] : [])]);
+    },
+  );
+
   it('causal: no output depends on a later key, its stabilizer included', async () => {
     const [L, d, m, t] = [20, 4, 8, 11];
     const session = await open(
@@ -275,8 +330,8 @@ describe('FAVOR+ as an ONNX graph on onnxruntime-node', () => {
       /dim must be a positive integer, got 0/,
     );
     expect(() =>
-      favorAttentionModel({ dim: 4, numProjections: 4, featureMap: 'trig' as never }),
-    ).toThrow(/featureMap must be 'positive' or 'hyperbolic', got "trig"/);
+      favorAttentionModel({ dim: 4, numProjections: 4, featureMap: 'exp' as never }),
+    ).toThrow(/featureMap must be one of 'positive', 'hyperbolic', 'trig', 'relu', got "exp"/);
     expect(() => exactAttentionModel({ dim: 2.5 })).toThrow(
       /dim must be a positive integer, got 2.5/,
     );

@@ -7,7 +7,13 @@
 import { GraphBuilder } from './graph.js';
 
 /** The feature maps a FAVOR+ graph computes (core's positiveSoftmax and hyperbolicSoftmax). */
-export type OnnxFeatureMap = 'positive' | 'hyperbolic';
+/**
+ * The feature maps a FAVOR+ graph computes: core's positiveSoftmax ('positive'),
+ * hyperbolicSoftmax ('hyperbolic'), trigSoftmax ('trig', stabilized) and generalized with the
+ * relu function ('relu', φ = relu(W·x̂) + eps: eps is its kernelEps, default 1e-3 there).
+ */
+export type OnnxFeatureMap = 'positive' | 'hyperbolic' | 'trig' | 'relu';
+const FEATURE_MAPS: readonly string[] = ['positive', 'hyperbolic', 'trig', 'relu'];
 
 export interface ExactAttentionGraphOptions {
   /** Head size d (the scores are scaled by d^-1/2). */
@@ -135,9 +141,9 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   const d = checkPositiveInt(fn, 'dim', opts.dim);
   const m = checkPositiveInt(fn, 'numProjections', opts.numProjections);
   const map = opts.featureMap ?? 'positive';
-  if (map !== 'positive' && map !== 'hyperbolic') {
+  if (!FEATURE_MAPS.includes(map)) {
     throw new RangeError(
-      `${fn}: featureMap must be 'positive' or 'hyperbolic', got ${JSON.stringify(map)}`,
+      `${fn}: featureMap must be one of ${FEATURE_MAPS.map((f) => `'${f}'`).join(', ')}, got ${JSON.stringify(map)}`,
     );
   }
   const eps = opts.eps ?? 1e-6;
@@ -243,6 +249,9 @@ export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): FavorNodesResu
   // alike, floor included, so it cancels between numerator and denominator: it is left out.
   const withFloor = (e: string) => (eps > 0 ? g.node('Add', [e, g.constant([eps])]) : e);
 
+  if (map === 'trig' || map === 'relu')
+    return localOrTrig(g, { q, k, v, keep, c, wt, map, eps, causal, chunk, length });
+
   // queries: φ ∝ exp(u − max_f u) + eps — the half norm cancels in each row
   const uq = project(g.node('Mul', [q, c]));
   const phiQ = withFloor(
@@ -251,14 +260,73 @@ export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): FavorNodesResu
 
   // keys: a = u − ½|x̂|²
   const kh = g.node('Mul', [k, c]);
-  const halfNorm = g.node('Mul', [
-    g.node('ReduceSum', [g.node('Mul', [kh, kh]), g.ints([-1])], { keepdims: 1 }),
-    g.constant([0.5]),
-  ]);
-  const a = g.node('Sub', [project(kh), halfNorm]);
+  const a = g.node('Sub', [project(kh), halfSquaredNorm(g, kh)]);
   return causal
     ? causalFavor(g, { phiQ, a, v, keep: keep!, eps, chunk, length })
     : { out: bidirectionalFavor(g, { phiQ, a, v, keep, withFloor }), state: null };
+}
+
+/** ½|x̂|² [..., 1] of x̂ (already scaled). */
+function halfSquaredNorm(g: GraphBuilder, xh: string): string {
+  return g.node('Mul', [
+    g.node('ReduceSum', [g.node('Mul', [xh, xh]), g.ints([-1])], { keepdims: 1 }),
+    g.constant([0.5]),
+  ]);
+}
+
+/**
+ * The trigonometric and relu maps, through the general form of keys φ_j = exp(ℓ_j − s)·b_j:
+ * trig — queries [cos u, sin u] (their exp(½|q̂|²) cancels per row), keys b_j = [cos u, sin u]
+ * with ℓ_j = ½|k̂_j|² (core's trigSoftmax stabilizer); relu — φ = relu(u) + eps for queries and
+ * keys alike, ℓ = 0 (position-local: plain sums).
+ */
+function localOrTrig(
+  g: GraphBuilder,
+  o: {
+    q: string;
+    k: string;
+    v: string;
+    keep: string | null;
+    c: string;
+    wt: string;
+    map: 'trig' | 'relu';
+    eps: number;
+    causal: boolean;
+    chunk: number;
+    length: string;
+  },
+): FavorNodesResult {
+  const { v, keep, c, wt, map, eps, causal, chunk, length } = o;
+  const qh = g.node('Mul', [o.q, c]);
+  const kh = g.node('Mul', [o.k, c]);
+  const uq = g.node('MatMul', [qh, wt]);
+  const uk = g.node('MatMul', [kh, wt]);
+  const trig = (u: string) =>
+    g.node('Concat', [g.node('Cos', [u]), g.node('Sin', [u])], { axis: -1 });
+  const relu = (u: string) => {
+    const r = g.node('Relu', [u]);
+    return eps > 0 ? g.node('Add', [r, g.constant([eps])]) : r;
+  };
+  const phiQ = map === 'trig' ? trig(uq) : relu(uq);
+  const b = map === 'trig' ? trig(uk) : relu(uk);
+  const ell0 =
+    map === 'trig'
+      ? halfSquaredNorm(g, kh)
+      : g.node('Mul', [g.node('ReduceMax', [uk], { axes: [-1], keepdims: 1 }), g.constant([0])]);
+  if (causal) {
+    const ell = g.node('Where', [keep!, ell0, g.constant([-1e30])]);
+    const v1 = g.node('Mul', [withOnes(g, v), g.node('Cast', [keep!], { to: 1 })]);
+    return scanCausal(g, { phiQ, ell, b, v1, length, eps: 0, chunk });
+  }
+  const ellVisible = keep === null ? ell0 : g.node('Where', [keep, ell0, g.constant([-1e30])]);
+  const s = g.node('ReduceMax', [ellVisible], { axes: [2, 3], keepdims: 1 });
+  let phiK = g.node('Mul', [b, g.node('Exp', [g.node('Sub', [ell0, s])])]);
+  if (keep !== null) phiK = g.node('Where', [keep, phiK, g.constant([0])]);
+  const kv = g.node('MatMul', [
+    g.node('Transpose', [phiK], { perm: [0, 1, 3, 2] }),
+    withOnes(g, v),
+  ]);
+  return { out: ratio(g, g.node('MatMul', [phiQ, kv])), state: null };
 }
 
 /** Bidirectional: s = max of a over the unpadded keys of the (batch, head); one pass of products. */
@@ -294,15 +362,15 @@ export function withOnes(g: GraphBuilder, v: string): string {
   return g.node('Concat', [v, ones], { axis: -1 });
 }
 
-/** @internal [..., dv + 1] → numerator / denominator [..., dv]; 0 where the denominator is 0 (no key seen). */
+/** @internal [..., dv + 1] → numerator / denominator [..., dv], as core divides (0 where no key is seen). */
 export function ratio(g: GraphBuilder, both: string): string {
   const dv1 = g.node('Slice', [g.node('Shape', [both]), g.ints([-1]), g.ints([2 ** 31])]);
   const dvEnd = g.node('Sub', [dv1, g.ints([1])]);
   const numerator = g.node('Slice', [both, g.ints([0]), dvEnd, g.ints([-1])]);
   const denominator = g.node('Slice', [both, dvEnd, dv1, g.ints([-1])]);
-  const positive = g.node('Greater', [denominator, g.constant([0])]);
-  const safe = g.node('Where', [positive, denominator, g.constant([1])]);
-  return g.node('Where', [positive, g.node('Div', [numerator, safe]), g.constant([0])]);
+  // as core's safeDivide: num / den, and num itself (0) where den is 0 (no key seen)
+  const zero = g.node('Equal', [denominator, g.constant([0])]);
+  return g.node('Div', [numerator, g.node('Where', [zero, g.constant([1]), denominator])]);
 }
 
 function chunkSize(fn: string, value: unknown): number {
