@@ -2,7 +2,7 @@
  * A PerformerLM on ONNX Runtime: logits of whole sequences, and generation that runs the prompt
  * once (prefill) and then one constant-work step per new token on the recurrent state.
  */
-import { createRng } from '@kernel-attention/random-features';
+import { createRng, sampleLogits } from '@kernel-attention/random-features';
 import {
   type PerformerLMLike,
   performerLMModel,
@@ -31,26 +31,6 @@ export interface OnnxGenerateOptions {
   seed?: number;
   /** Called with every new token and the logits it was drawn from. */
   onToken?: (token: number, logits: Float32Array) => void;
-}
-
-/** The next token from logits: greedy at temperature 0, else sampled (PerformerLM's rule). */
-function pick(
-  logits: Float32Array,
-  temperature: number,
-  topK: number | undefined,
-  rng: { uniform(): number },
-): number {
-  let order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
-  if (temperature === 0) return order[0]!;
-  if (topK !== undefined) order = order.slice(0, topK);
-  const max = logits[order[0]!]!;
-  const weights = order.map((i) => Math.exp((logits[i]! - max) / temperature));
-  let u = rng.uniform() * weights.reduce((a, b) => a + b, 0);
-  for (let j = 0; j < order.length; j++) {
-    u -= weights[j]!;
-    if (u <= 0) return order[j]!;
-  }
-  return order[order.length - 1]!;
 }
 
 /**
@@ -150,7 +130,7 @@ export class OnnxPerformerLM {
     }
     const out = [...prompt];
     while (out.length - prompt.length < maxNewTokens && out.length < this.maxSeqLen) {
-      const next = pick(logits, temperature, topK, rng);
+      const next = sampleLogits(logits, temperature, topK, rng);
       out.push(next);
       opts.onToken?.(next, logits);
       if (out.length - prompt.length >= maxNewTokens || out.length >= this.maxSeqLen) break;

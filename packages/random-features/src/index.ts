@@ -9,6 +9,7 @@ export { type Matrix, multiplyTransposed, rowSlice, zeros } from './matrix.js';
 export { orthogonalFactor } from './qr.js';
 export { type RedrawSchedule, type RedrawScheduleOptions, redrawSchedule } from './redraw.js';
 export { createRng, type Rng, rngFrom } from './rng.js';
+export { sampleLogits } from './sample.js';
 export {
   gaussianIid,
   gaussianOrthogonal,

@@ -11,7 +11,12 @@ import {
   hyperbolicSoftmax,
   positiveSoftmax,
 } from '@kernel-attention/feature-maps';
-import { createRng, gaussianOrthogonal, type Matrix } from '@kernel-attention/random-features';
+import {
+  createRng,
+  gaussianOrthogonal,
+  type Matrix,
+  sampleLogits,
+} from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { applyRotary, dense, gelu, layerNorm, rotateEveryTwo } from '../../ops.js';
 import { readSafetensors, readSafetensorsMetadata, writeSafetensors } from '../../safetensors.js';
@@ -438,7 +443,7 @@ export class PerformerLM {
         t.dispose();
       }
       while (out.length - prompt.length < maxNewTokens && out.length < maxSeqLen) {
-        const next = pick(logits!, temperature, topK, rng);
+        const next = sampleLogits(logits!, temperature, topK, rng);
         out.push(next);
         opts.onToken?.(next, logits!);
         if (out.length - prompt.length >= maxNewTokens || out.length >= maxSeqLen) break;
@@ -812,25 +817,4 @@ function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D, flatIds: number[]
     };
   });
   return lookup(table) as tf.Tensor3D;
-}
-
-/** Greedy (temperature 0) or sampled next token from logits, restricted to the topK largest. */
-function pick(
-  logits: Float32Array,
-  temperature: number,
-  topK: number | undefined,
-  rng: { uniform(): number },
-): number {
-  let order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
-  if (temperature === 0) return order[0]!;
-  if (topK !== undefined) order = order.slice(0, topK);
-  const max = logits[order[0]!]!;
-  const weights = order.map((i) => Math.exp((logits[i]! - max) / temperature));
-  const total = weights.reduce((a, b) => a + b, 0);
-  let u = rng.uniform() * total;
-  for (let j = 0; j < order.length; j++) {
-    u -= weights[j]!;
-    if (u <= 0) return order[j]!;
-  }
-  return order[order.length - 1]!;
 }
