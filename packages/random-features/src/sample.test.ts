@@ -13,7 +13,9 @@ describe('sampleLogits', () => {
     for (let i = 0; i < 4000; i++) counts[sampleLogits(logits, 1, undefined, rng)]!++;
     const z = [0.5, 3, -2, 2.9].map(Math.exp);
     const total = z.reduce((a, b) => a + b, 0);
-    counts.forEach((c, i) => expect(Math.abs(c / 4000 - z[i]! / total)).toBeLessThan(0.03));
+    for (const [i, c] of counts.entries()) {
+      expect(Math.abs(c / 4000 - z[i]! / total)).toBeLessThan(0.03);
+    }
     for (let i = 0; i < 200; i++) expect([1, 3]).toContain(sampleLogits(logits, 2, 2, rng));
     const draw = (seed: number) => {
       const r = createRng(seed);
