@@ -238,32 +238,53 @@ export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): FavorNodesResu
   } else if (mask !== null) {
     keep = g.node('Greater', [g.node('Unsqueeze', [mask, g.ints([1, 3])]), g.constant([0])]);
   }
-  const c = g.constant([d ** -0.25]);
-  const wt = g.node('Transpose', [w], { perm: [1, 0] });
-  /** u = x̂·Wᵀ ([u, −u] for hyperbolic), x̂ = d^-1/4·x. */
-  const project = (xh: string) => {
-    const u = g.node('MatMul', [xh, wt]);
-    return map === 'hyperbolic' ? g.node('Concat', [u, g.node('Neg', [u])], { axis: -1 }) : u;
-  };
-  // The maps' constant ratio (numFeatures)^-1/2 multiplies every query's and every key's features
-  // alike, floor included, so it cancels between numerator and denominator: it is left out.
-  const withFloor = (e: string) => (eps > 0 ? g.node('Add', [e, g.constant([eps])]) : e);
-
-  if (map === 'trig' || map === 'relu')
+  if (map === 'trig' || map === 'relu') {
+    const c = g.constant([d ** -0.25]);
+    const wt = g.node('Transpose', [w], { perm: [1, 0] });
     return localOrTrig(g, { q, k, v, keep, c, wt, map, eps, causal, chunk, length });
-
-  // queries: φ ∝ exp(u − max_f u) + eps — the half norm cancels in each row
-  const uq = project(g.node('Mul', [q, c]));
-  const phiQ = withFloor(
-    g.node('Exp', [g.node('Sub', [uq, g.node('ReduceMax', [uq], { axes: [-1], keepdims: 1 })])]),
-  );
-
-  // keys: a = u − ½|x̂|²
-  const kh = g.node('Mul', [k, c]);
-  const a = g.node('Sub', [project(kh), halfSquaredNorm(g, kh)]);
+  }
+  const { phiQ, a } = expFeatureParts(g, { q, k, projection: w, dim: d, map, eps });
   return causal
     ? causalFavor(g, { phiQ, a, v, keep: keep!, eps, chunk, length })
-    : { out: bidirectionalFavor(g, { phiQ, a, v, keep, withFloor }), state: null };
+    : { out: bidirectionalFavor(g, { phiQ, a, v, keep, eps }), state: null };
+}
+
+/**
+ * @internal The positive and hyperbolic maps' parts: query features φ ∝ exp(u − max_f u) + eps
+ * (the half norm and the ratio (numFeatures)^-1/2 cancel: each multiplies a query's or every
+ * feature alike) and the keys' exponents a = u − ½|x̂|², u = x̂·Wᵀ ([u, −u] for hyperbolic),
+ * x̂ = d^-1/4·x. Shared by the attention graphs and the PerformerLM step graph.
+ */
+export function expFeatureParts(
+  g: GraphBuilder,
+  o: {
+    q: string;
+    k: string;
+    projection: string;
+    dim: number;
+    map: 'positive' | 'hyperbolic';
+    eps: number;
+  },
+): { phiQ: string; a: string } {
+  const c = g.constant([o.dim ** -0.25]);
+  const wt = g.node('Transpose', [o.projection], { perm: [1, 0] });
+  const project = (xh: string) => {
+    const u = g.node('MatMul', [xh, wt]);
+    return o.map === 'hyperbolic' ? g.node('Concat', [u, g.node('Neg', [u])], { axis: -1 }) : u;
+  };
+  const uq = project(g.node('Mul', [o.q, c]));
+  const phiQ = withFloor(
+    g,
+    g.node('Exp', [g.node('Sub', [uq, g.node('ReduceMax', [uq], { axes: [-1], keepdims: 1 })])]),
+    o.eps,
+  );
+  const kh = g.node('Mul', [o.k, c]);
+  return { phiQ, a: g.node('Sub', [project(kh), halfSquaredNorm(g, kh)]) };
+}
+
+/** e + eps (e itself when eps is 0). */
+function withFloor(g: GraphBuilder, e: string, eps: number): string {
+  return eps > 0 ? g.node('Add', [e, g.constant([eps])]) : e;
 }
 
 /** ½|x̂|² [..., 1] of x̂ (already scaled). */
@@ -303,10 +324,7 @@ function localOrTrig(
   const uk = g.node('MatMul', [kh, wt]);
   const trig = (u: string) =>
     g.node('Concat', [g.node('Cos', [u]), g.node('Sin', [u])], { axis: -1 });
-  const relu = (u: string) => {
-    const r = g.node('Relu', [u]);
-    return eps > 0 ? g.node('Add', [r, g.constant([eps])]) : r;
-  };
+  const relu = (u: string) => withFloor(g, g.node('Relu', [u]), eps);
   const phiQ = map === 'trig' ? trig(uq) : relu(uq);
   const b = map === 'trig' ? trig(uk) : relu(uk);
   const ell0 =
@@ -332,12 +350,12 @@ function localOrTrig(
 /** Bidirectional: s = max of a over the unpadded keys of the (batch, head); one pass of products. */
 function bidirectionalFavor(
   g: GraphBuilder,
-  o: { phiQ: string; a: string; v: string; keep: string | null; withFloor: (e: string) => string },
+  o: { phiQ: string; a: string; v: string; keep: string | null; eps: number },
 ): string {
-  const { phiQ, a, v, keep, withFloor } = o;
+  const { phiQ, a, v, keep, eps } = o;
   const aVisible = keep === null ? a : g.node('Where', [keep, a, g.constant([-1e30])]);
   const s = g.node('ReduceMax', [aVisible], { axes: [2, 3], keepdims: 1 });
-  let phiK = withFloor(g.node('Exp', [g.node('Sub', [a, s])]));
+  let phiK = withFloor(g, g.node('Exp', [g.node('Sub', [a, s])]), eps);
   if (keep !== null) phiK = g.node('Where', [keep, phiK, g.constant([0])]);
   // [numerator | denominator] = φ(Q)(φ(K)ᵀ[V | 1]) in two products
   const kv = g.node('MatMul', [

@@ -17,22 +17,28 @@ import { loadOnnxRuntime } from './runner.js';
 
 const ort = await loadOnnxRuntime();
 
+/** An ONNX Runtime session on `bytes`, typed as the tests use it. */
+async function open(bytes: Uint8Array) {
+  const session = (await ort.InferenceSession.create(bytes)) as unknown as {
+    run(feeds: Record<string, unknown>): Promise<Record<string, { data: Float32Array }>>;
+    release(): Promise<void>;
+  };
+  return session;
+}
+const Tensor = ort.Tensor as unknown as new (
+  type: 'int64' | 'float32',
+  data: BigInt64Array | Float32Array,
+  dims: number[],
+) => unknown;
+/** An int64 tensor of token ids or positions. */
+const ids = (values: number[], dims: number[]) =>
+  new Tensor('int64', BigInt64Array.from(values.map(BigInt)), dims);
+
 /** The exported model's logits for `tokens` [B][N] on onnxruntime-node. */
 async function ortLogits(bytes: Uint8Array, tokens: number[][]): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(bytes);
-  const ids = BigInt64Array.from(tokens.flat().map((t) => BigInt(t)));
-  const Tensor = ort.Tensor as unknown as new (
-    type: 'int64',
-    data: BigInt64Array,
-    dims: number[],
-  ) => unknown;
-  const run = (
-    session as unknown as {
-      run(f: Record<string, unknown>): Promise<Record<string, { data: Float32Array }>>;
-    }
-  ).run.bind(session);
-  const out = await run({ tokens: new Tensor('int64', ids, [tokens.length, tokens[0]!.length]) });
-  await (session as unknown as { release(): Promise<void> }).release();
+  const session = await open(bytes);
+  const out = await session.run({ tokens: ids(tokens.flat(), [tokens.length, tokens[0]!.length]) });
+  await session.release();
   return out.logits!.data;
 }
 
@@ -118,24 +124,14 @@ describe('generation on ONNX Runtime: prefill, then one step per token on the re
       { seed: 5 },
     );
     const tokens = tokensOf(1, 30, 23, 2)[0]!;
-    const prefill = await ort.InferenceSession.create(performerLMModel(model, { chunkSize: 8 }));
-    const step = await ort.InferenceSession.create(performerLMStepModel(model));
-    const Tensor = ort.Tensor as unknown as new (
-      t: 'int64',
-      d: BigInt64Array,
-      dims: number[],
-    ) => unknown;
-    const ids = (v: number[], dims: number[]) =>
-      new Tensor('int64', BigInt64Array.from(v.map(BigInt)), dims);
-    type Run = (f: Record<string, unknown>) => Promise<Record<string, { data: Float32Array }>>;
-    const first = await (prefill as unknown as { run: Run }).run({
-      tokens: ids(tokens.slice(0, 20), [1, 20]),
-    });
+    const prefill = await open(performerLMModel(model, { chunkSize: 8 }));
+    const step = await open(performerLMStepModel(model));
+    const first = await prefill.run({ tokens: ids(tokens.slice(0, 20), [1, 20]) });
     let state: Record<string, unknown> = {};
     for (const i of [0, 1]) for (const n of Object.values(stateNames(i))) state[n] = first[n];
     const full = await model.logits([tokens]).data();
     for (let p = 20; p < 30; p++) {
-      const r = await (step as unknown as { run: Run }).run({
+      const r = await step.run({
         token: ids([tokens[p]!], [1, 1]),
         position: ids([p], [1]),
         ...state,
@@ -149,6 +145,7 @@ describe('generation on ONNX Runtime: prefill, then one step per token on the re
       for (const i of [0, 1])
         for (const n of Object.values(stateNames(i))) state[n] = r[`${n}_next`];
     }
+    await Promise.all([prefill.release(), step.release()]);
     model.dispose();
   });
 
@@ -190,15 +187,10 @@ describe('a PerformerEncoder exported to ONNX', () => {
     );
     const tokens = tokensOf(2, 12, 17, 4);
     const mask = [new Array(12).fill(1), [...new Array(8).fill(1), 0, 0, 0, 0]];
-    const session = await ort.InferenceSession.create(performerEncoderModel(encoder));
-    const T = ort.Tensor as unknown as new (t: string, d: unknown, dims: number[]) => unknown;
-    const out = await (
-      session as unknown as {
-        run(f: Record<string, unknown>): Promise<Record<string, { data: Float32Array }>>;
-      }
-    ).run({
-      tokens: new T('int64', BigInt64Array.from(tokens.flat().map(BigInt)), [2, 12]),
-      mask: new T('float32', Float32Array.from(mask.flat()), [2, 12]),
+    const session = await open(performerEncoderModel(encoder));
+    const out = await session.run({
+      tokens: ids(tokens.flat(), [2, 12]),
+      mask: new Tensor('float32', Float32Array.from(mask.flat()), [2, 12]),
     });
     const mlm = encoder.mlmLogits(tokens, { mask });
     const cls = encoder.classify(tokens, { mask });
@@ -208,6 +200,7 @@ describe('a PerformerEncoder exported to ONNX', () => {
     expect(
       maxRelativeError(Array.from(out.class_logits!.data), Array.from(await cls.data()), 1e-4),
     ).toBeLessThan(1e-4);
+    await session.release();
     mlm.dispose();
     cls.dispose();
     encoder.dispose();

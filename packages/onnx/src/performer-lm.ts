@@ -5,6 +5,7 @@
  */
 import {
   type CausalStateNames,
+  expFeatureParts,
   favorNodes,
   ratio as ratioOf,
   withOnes,
@@ -353,30 +354,15 @@ export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
       const S = g.input(names.S, null);
       const P = g.input(names.P, null); // [B, H, 1]
       const F = g.input(names.F, null); // [B, H, 1, dv + 1]
-      const cst = g.constant([c.dimHead ** -0.25]);
-      const wt = g.node('Transpose', [projection], { perm: [1, 0] });
-      const project = (x: string) => {
-        const u = g.node('MatMul', [g.node('Mul', [x, cst]), wt]);
-        return c.kernel === 'hyperbolic'
-          ? g.node('Concat', [u, g.node('Neg', [u])], { axis: -1 })
-          : u;
-      };
       // the query's features (stabilized per row) and the key's exponents, as in favorNodes
-      const uq = project(q);
-      const phiQ = g.node('Add', [
-        g.node('Exp', [
-          g.node('Sub', [uq, g.node('ReduceMax', [uq], { axes: [-1], keepdims: 1 })]),
-        ]),
-        g.constant([eps]),
-      ]);
-      const kh = g.node('Mul', [k, cst]);
-      const a = g.node('Sub', [
-        project(k),
-        g.node('Mul', [
-          g.node('ReduceSum', [g.node('Mul', [kh, kh]), g.ints([-1])], { keepdims: 1 }),
-          g.constant([0.5]),
-        ]),
-      ]);
+      const { phiQ, a } = expFeatureParts(g, {
+        q,
+        k,
+        projection,
+        dim: c.dimHead,
+        map: c.kernel as 'positive' | 'hyperbolic',
+        eps,
+      });
       const ell = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, 1, 1]
       const b = g.node('Exp', [g.node('Sub', [a, ell])]);
       // the new key joins the state first (query i sees key i); s = the new running maximum
