@@ -11,6 +11,7 @@ import {
   type DenseExponentialFit,
   denseExponentialSoftmax,
   fitDenseExponential,
+  fittedParameters,
   oprfLogSecondMoment,
   oprfOptimalA,
   oprfRelativeVariance,
@@ -288,6 +289,69 @@ describe('optimizedPositiveSoftmax / denseExponentialSoftmax as feature maps', (
     tf.dispose([q, k]);
     for (const x of [pa, ps, anti, stacked]) x.dispose();
   });
+
+  it.each([
+    { variant: 'oprf' as const, antithetic: false },
+    { variant: 'saderf' as const, antithetic: false },
+    { variant: 'aderf' as const, antithetic: true },
+    { variant: 'sderf' as const, antithetic: false },
+  ])(
+    'fittedParameters ($variant, antithetic $antithetic): the general form gives the fitted map’s features',
+    async ({ variant, antithetic }) => {
+      const G = 3;
+      const map = denseExponentialSoftmax({ variant, projection: w, eps: 1e-3, antithetic });
+      const q = tf.randomNormal([G, 10, d], 0, 1.5, 'float32', 5);
+      const k = tf.randomNormal([G, 12, d], 0.3, 1, 'float32', 6);
+      tf.dispose(map.features(q, 'query')); // uploads the projection once (kept by the map)
+      const before = tf.memory().numTensors;
+      for (const [fitted, label] of [
+        [map.prepare!(q, k, null), 'fitted'],
+        [map, 'unfitted'],
+      ] as const) {
+        const p = fittedParameters(fitted, label === 'unfitted' ? G : undefined);
+        expect(p.groups).toBe(G);
+        expect(p.projection.shape).toEqual([G, map.numFeatures, d]);
+        expect(p.queryTransform.shape).toEqual([G, d, d]);
+        expect(p.keyOffset.shape).toEqual([G, map.numFeatures]);
+        // φ(z) ∝ exp(a − max) + eps, a = (c·z')·Pᵀ − ½c²|z'|² + o, z' = z·Tᵀ
+        const general = (x: tf.Tensor, t: tf.Tensor, o: tf.Tensor, role: 'query' | 'key') =>
+          tf.tidy(() => {
+            const z = tf.mul(tf.matMul(x, t, false, true), p.normalizer);
+            const a = tf.add(
+              tf.sub(
+                tf.matMul(z, p.projection, false, true),
+                tf.mul(tf.sum(tf.square(z), -1, true), 0.5),
+              ),
+              tf.expandDims(o, 1),
+            );
+            const s = role === 'query' ? tf.max(a, -1, true) : tf.max(a, [1, 2], true);
+            return tf.mul(tf.add(tf.exp(tf.sub(a, s)), p.eps), 1 / Math.sqrt(map.numFeatures));
+          });
+        for (const [x, t, o, role] of [
+          [q, p.queryTransform, p.queryOffset, 'query'],
+          [k, p.keyTransform, p.keyOffset, 'key'],
+        ] as const) {
+          const [mineT, theirsT] = [general(x, t, o, role), fitted.features(x, role)];
+          const [mine, theirs] = [await mineT.data(), await theirsT.data()];
+          tf.dispose([mineT, theirsT]);
+          for (let i = 0; i < mine.length; i += 7) {
+            expect(mine[i]! / theirs[i]!, `${label} ${role} ${i}`).toBeCloseTo(1, 4);
+          }
+        }
+        tf.dispose([p.projection, p.queryTransform, p.keyTransform, p.queryOffset, p.keyOffset]);
+        if (label === 'fitted') fitted.dispose();
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      expect(() => fittedParameters(map)).toThrow(
+        /has not been fitted; pass the map that prepare\(q, k, keep\) returned, or the number of groups/,
+      );
+      expect(() => fittedParameters({ name: 'mine' } as never)).toThrow(
+        /map must be a fitted optimizedPositiveSoftmax or denseExponentialSoftmax map .*got mine/,
+      );
+      map.dispose();
+      tf.dispose([q, k]);
+    },
+  );
 
   it('rejects bad options', () => {
     expect(() => denseExponentialSoftmax({ variant: 'derf' as 'oprf', projection: w })).toThrow(

@@ -565,6 +565,52 @@ class DenseExponentialMap implements FeatureMap {
     };
   }
 
+  /** See {@link fittedParameters}. */
+  generalForm(groups?: number): FittedParameters {
+    const fn = 'fittedParameters';
+    // an unfitted map is FAVOR+ (A = 0): identity transforms, the plain projection, no offsets
+    const p = this.prepared;
+    const G = (this.groups ?? groups) as number;
+    if (p === null && !(Number.isInteger(G) && G >= 1)) {
+      throw new RangeError(
+        `${fn}: ${this.name} has not been fitted; pass the map that prepare(q, k, keep) returned, or the number of groups for the unfitted map, got ${describe(groups)}`,
+      );
+    }
+    if (p !== null && groups !== undefined && groups !== G) {
+      throw new RangeError(
+        `${fn}: the map was fitted to ${G} (batch, head) groups, got groups = ${describe(groups)}`,
+      );
+    }
+    const d = this.holder.cols;
+    const m = this.numFeatures;
+    return tf.tidy(() => {
+      const identity = tf.tile(tf.reshape(tf.eye(d), [1, d, d]), [G, 1, 1]);
+      /** [G, 1, d] scales or [G, d, d] matrices (z → z·Tᵀ), or null (identity), as [G, d, d] */
+      const transform = (t: tf.Tensor | null) =>
+        t === null
+          ? tf.clone(identity)
+          : t.shape[1] === 1
+            ? tf.mul(identity, tf.reshape(t, [G, 1, d]))
+            : tf.clone(t);
+      const w = tf.tensor3d(Float32Array.from(this.w.data), [1, m, d]);
+      const projection = p?.projection
+        ? tf.clone(p.projection)
+        : tf.mul(tf.tile(w, [G, 1, 1]), p?.b ? tf.reshape(p.b, [G, 1, 1]) : 1);
+      const offset = (o: tf.Tensor | undefined) =>
+        o === undefined ? tf.zeros([G, m]) : tf.reshape(tf.add(o, tf.zeros([G, 1, m])), [G, m]);
+      return {
+        groups: G,
+        normalizer: this.holder.normalizer,
+        eps: this.eps,
+        projection: projection as tf.Tensor3D,
+        queryTransform: transform(p?.query ?? null) as tf.Tensor3D,
+        keyTransform: transform(p?.key ?? null) as tf.Tensor3D,
+        queryOffset: offset(p?.queryOffset) as tf.Tensor2D,
+        keyOffset: offset(p?.keyOffset) as tf.Tensor2D,
+      };
+    });
+  }
+
   dispose(): void {
     if (this.prepared === null) {
       this.holder.dispose();
@@ -577,6 +623,47 @@ class DenseExponentialMap implements FeatureMap {
       ),
     );
   }
+}
+
+/**
+ * A fitted OPRF or dense-exponential map in the form every variant shares, per (batch, head)
+ * group g and role (query or key): z' = T_role·z, a = (c·z')·P_gᵀ − ½c²|z'|² + o_role, and
+ * φ(z) = m^-1/2·(exp(a − s) + eps) with s a stabilizer that cancels in attention. Tensors the
+ * caller disposes.
+ */
+export interface FittedParameters {
+  /** G, the number of (batch, head) groups the map was fitted to. */
+  groups: number;
+  /** c = d^-1/4. */
+  normalizer: number;
+  /** The features' floor eps (before the m^-1/2 ratio). */
+  eps: number;
+  /** P [G, m, d]: the projection rows with the fit's scale (OPRF's B) or matrix (SDERF's B). */
+  projection: tf.Tensor3D;
+  /** T_query, T_key [G, d, d] (identity for OPRF and SDERF, diagonal for SADERF). */
+  queryTransform: tf.Tensor3D;
+  keyTransform: tf.Tensor3D;
+  /** o_query, o_key [G, m]: the per-feature exponent offsets (A|ω|² + ln D, on one role). */
+  queryOffset: tf.Tensor2D;
+  keyOffset: tf.Tensor2D;
+}
+
+/**
+ * The parameters of a fitted OPRF or dense-exponential map (the map that `prepare(q, k, keep)`
+ * returned) in the general form of {@link FittedParameters} — what another engine needs to compute
+ * the same features, e.g. the ONNX graphs of `@kernel-attention/onnx`. The unfitted map (FAVOR+,
+ * A = 0) gives identity transforms, the plain projection and zero offsets for `groups` groups.
+ *
+ * @param map - a map returned by the `prepare` of optimizedPositiveSoftmax or denseExponentialSoftmax, or the unfitted map
+ * @param groups - the number of (batch, head) groups, for the unfitted map (a fitted map knows its own)
+ */
+export function fittedParameters(map: FeatureMap, groups?: number): FittedParameters {
+  if (!(map instanceof DenseExponentialMap)) {
+    throw new TypeError(
+      `fittedParameters: map must be a fitted optimizedPositiveSoftmax or denseExponentialSoftmax map (what its prepare returned), got ${map === null ? 'null' : typeof map === 'object' ? ((map as { name?: string }).name ?? 'an object') : typeof map}`,
+    );
+  }
+  return map.generalForm(groups);
 }
 
 /**

@@ -331,7 +331,9 @@ describe('FAVOR+ as an ONNX graph on onnxruntime-node', () => {
     );
     expect(() =>
       favorAttentionModel({ dim: 4, numProjections: 4, featureMap: 'exp' as never }),
-    ).toThrow(/featureMap must be one of 'positive', 'hyperbolic', 'trig', 'relu', got "exp"/);
+    ).toThrow(
+      /featureMap must be one of 'positive', 'hyperbolic', 'trig', 'relu', 'fitted', got "exp"/,
+    );
     expect(() => exactAttentionModel({ dim: 2.5 })).toThrow(
       /dim must be a positive integer, got 2.5/,
     );

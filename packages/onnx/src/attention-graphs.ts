@@ -6,14 +6,16 @@
  */
 import { GraphBuilder } from './graph.js';
 
-/** The feature maps a FAVOR+ graph computes (core's positiveSoftmax and hyperbolicSoftmax). */
 /**
  * The feature maps a FAVOR+ graph computes: core's positiveSoftmax ('positive'),
- * hyperbolicSoftmax ('hyperbolic'), trigSoftmax ('trig', stabilized) and generalized with the
- * relu function ('relu', φ = relu(W·x̂) + eps: eps is its kernelEps, default 1e-3 there).
+ * hyperbolicSoftmax ('hyperbolic'), trigSoftmax ('trig', stabilized), generalized with the
+ * relu function ('relu', φ = relu(W·x̂) + eps: eps is its kernelEps, default 1e-3 there), and
+ * 'fitted': the data-dependent maps optimizedPositiveSoftmax (FAVOR++) and
+ * denseExponentialSoftmax (SADERF, ADERF, SDERF) with their fitted parameters as graph inputs,
+ * in the general form that `fittedParameters` of `@kernel-attention/feature-maps` gives.
  */
-export type OnnxFeatureMap = 'positive' | 'hyperbolic' | 'trig' | 'relu';
-const FEATURE_MAPS: readonly string[] = ['positive', 'hyperbolic', 'trig', 'relu'];
+export type OnnxFeatureMap = 'positive' | 'hyperbolic' | 'trig' | 'relu' | 'fitted';
+const FEATURE_MAPS: readonly string[] = ['positive', 'hyperbolic', 'trig', 'relu', 'fitted'];
 
 export interface ExactAttentionGraphOptions {
   /** Head size d (the scores are scaled by d^-1/2). */
@@ -27,9 +29,17 @@ export interface ExactAttentionGraphOptions {
 export interface FavorAttentionGraphOptions {
   /** Head size d. */
   dim: number;
-  /** Rows m of the projection input [m, d] (features: m, or 2m for hyperbolic). */
+  /**
+   * Rows m of the projection input [m, d] (features: m, or 2m for hyperbolic); for 'fitted' the
+   * features of the fitted map (its projection input is [B, H, m, d]).
+   */
   numProjections: number;
-  /** 'positive' (FAVOR+, default) or 'hyperbolic' (the ±ω pair). */
+  /**
+   * 'positive' (FAVOR+, default), 'hyperbolic' (the ±ω pair), 'trig', 'relu' or 'fitted' (see
+   * OnnxFeatureMap). A 'fitted' graph takes, instead of the shared projection, the fit's
+   * `projection` [B, H, m, d], `queryTransform` and `keyTransform` [B, H, d, d] and
+   * `queryOffset` and `keyOffset` [B, H, m].
+   */
   featureMap?: OnnxFeatureMap;
   /** The feature floor, as the map's eps (default 1e-6, as positiveSoftmax's). */
   eps?: number;
@@ -155,13 +165,23 @@ export function favorAttentionModel(opts: FavorAttentionGraphOptions): Uint8Arra
   const q = g.input('q', ['batch', 'heads', 'queries', d]);
   const k = g.input('k', ['batch', 'heads', keys, d]);
   const v = g.input('v', ['batch', 'heads', keys, 'valueDim']);
-  const w = g.input('projection', [m, d]);
+  const fitted = map === 'fitted';
+  const w = g.input('projection', fitted ? ['batch', 'heads', m, d] : [m, d]);
+  const fit = fitted
+    ? {
+        queryTransform: g.input('queryTransform', ['batch', 'heads', d, d]),
+        keyTransform: g.input('keyTransform', ['batch', 'heads', d, d]),
+        queryOffset: g.input('queryOffset', ['batch', 'heads', m]),
+        keyOffset: g.input('keyOffset', ['batch', 'heads', m]),
+      }
+    : null;
   const mask = opts.mask ? g.input('mask', ['batch', keys]) : null;
   const { out } = favorNodes(g, {
     q,
     k,
     v,
     projection: w,
+    fitted: fit,
     mask,
     dim: d,
     featureMap: map,
@@ -190,13 +210,25 @@ export interface FavorNodesResult {
   state: CausalStateNames | null;
 }
 
+/** @internal A fitted map's parameters (besides its projection) as values in the graph. */
+export interface FittedInputNames {
+  /** [B, H, d, d]: z' = z·Tᵀ per role. */
+  queryTransform: string;
+  keyTransform: string;
+  /** [B, H, m]: added to each role's exponents. */
+  queryOffset: string;
+  keyOffset: string;
+}
+
 /** @internal The inputs of favorNodes: value names in `g` and the settings. */
 export interface FavorNodesInputs {
   q: string;
   k: string;
   v: string;
-  /** [m, d] */
+  /** [m, d]; 'fitted': [B, H, m, d] */
   projection: string;
+  /** 'fitted' only: the fit's other parameters (see FittedInputNames). */
+  fitted?: FittedInputNames | null;
   /** [B, Lk] (1 keep, 0 pad), or null. */
   mask: string | null;
   dim: number;
@@ -243,7 +275,10 @@ export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): FavorNodesResu
     const wt = g.node('Transpose', [w], { perm: [1, 0] });
     return localOrTrig(g, { q, k, v, keep, c, wt, map, eps, causal, chunk, length });
   }
-  const { phiQ, a } = expFeatureParts(g, { q, k, projection: w, dim: d, map, eps });
+  const { phiQ, a } =
+    map === 'fitted'
+      ? fittedFeatureParts(g, { q, k, projection: w, fitted: o.fitted!, dim: d, eps })
+      : expFeatureParts(g, { q, k, projection: w, dim: d, map, eps });
   return causal
     ? causalFavor(g, { phiQ, a, v, keep: keep!, eps, chunk, length })
     : { out: bidirectionalFavor(g, { phiQ, a, v, keep, eps }), state: null };
@@ -280,6 +315,45 @@ export function expFeatureParts(
   );
   const kh = g.node('Mul', [o.k, c]);
   return { phiQ, a: g.node('Sub', [project(kh), halfSquaredNorm(g, kh)]) };
+}
+
+/**
+ * The fitted maps' parts, in the general form of `fittedParameters`: z' = z·T_roleᵀ, exponents
+ * a = (c·z')·P_gᵀ + o_role − ½c²|z'|²; query features exp(a − max_f a) + eps (the norm term is
+ * constant along a query's row and cancels there) and the keys' exponents a.
+ */
+function fittedFeatureParts(
+  g: GraphBuilder,
+  o: {
+    q: string;
+    k: string;
+    projection: string;
+    fitted: FittedInputNames;
+    dim: number;
+    eps: number;
+  },
+): { phiQ: string; a: string } {
+  const c = g.constant([o.dim ** -0.25]);
+  const t = (x: string) => g.node('Transpose', [x], { perm: [0, 1, 3, 2] });
+  const pt = t(o.projection); // [B, H, d, m]
+  const role = (x: string, transform: string, offset: string) => {
+    const z = g.node('Mul', [g.node('MatMul', [x, t(transform)]), c]); // c·z' [B, H, L, d]
+    const u = g.node('Add', [
+      g.node('MatMul', [z, pt]),
+      g.node('Unsqueeze', [offset, g.ints([2])]),
+    ]);
+    return { z, u };
+  };
+  const query = role(o.q, o.fitted.queryTransform, o.fitted.queryOffset);
+  const phiQ = withFloor(
+    g,
+    g.node('Exp', [
+      g.node('Sub', [query.u, g.node('ReduceMax', [query.u], { axes: [-1], keepdims: 1 })]),
+    ]),
+    o.eps,
+  );
+  const key = role(o.k, o.fitted.keyTransform, o.fitted.keyOffset);
+  return { phiQ, a: g.node('Sub', [key.u, halfSquaredNorm(g, key.z)]) };
 }
 
 /** e + eps (e itself when eps is 0). */

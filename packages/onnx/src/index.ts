@@ -31,3 +31,4 @@ export {
   type TensorInput,
   type TensorOutput,
 } from './runner.js';
+export { type FittedFavorInputs, runFittedFavor } from './fitted.js';

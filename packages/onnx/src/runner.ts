@@ -91,11 +91,34 @@ export interface OnnxAttentionInputs {
   q: TensorInput;
   k: TensorInput;
   v: TensorInput;
-  /** [m, d]: the FAVOR+ projection (FAVOR+ graphs only). */
+  /** [m, d]: the FAVOR+ projection (FAVOR+ graphs only); [B, H, m, d] for 'fitted' graphs. */
   projection?: TensorInput;
+  /** 'fitted' graphs: [B, H, d, d] per role (see fittedParameters of the feature-maps package). */
+  queryTransform?: TensorInput;
+  keyTransform?: TensorInput;
+  /** 'fitted' graphs: [B, H, m] per role. */
+  queryOffset?: TensorInput;
+  keyOffset?: TensorInput;
   /** [B, Lk]: 1 keep, 0 pad (graphs built with `mask: true` only). */
   mask?: TensorInput;
 }
+
+/** What a graph takes besides q, k and v, and what it computes. */
+interface Needs {
+  projection: boolean;
+  mask: boolean;
+  /** A 'fitted' FAVOR graph (per-group projection, transforms and offsets). */
+  fitted: boolean;
+  causal: boolean;
+}
+
+/** The inputs of 'fitted' graphs besides the projection, with their ranks. */
+const FITTED_INPUTS = [
+  ['queryTransform', 4],
+  ['keyTransform', 4],
+  ['queryOffset', 3],
+  ['keyOffset', 3],
+] as const;
 
 /** Options of {@link OnnxAttention.create}. */
 export interface OnnxAttentionOptions {
@@ -127,7 +150,7 @@ export class OnnxAttention {
   private constructor(
     private readonly ort: OrtModule,
     private readonly session: OrtSession,
-    private readonly needs: { projection: boolean; mask: boolean },
+    private readonly needs: Needs,
     /** The serialized model the session runs (a standard .onnx file). */
     readonly model: Uint8Array,
   ) {}
@@ -143,7 +166,16 @@ export class OnnxAttention {
     opts: OnnxAttentionOptions = {},
   ): Promise<OnnxAttention> {
     const model = favorAttentionModel(graph);
-    return OnnxAttention.open(model, { projection: true, mask: graph.mask === true }, opts);
+    return OnnxAttention.open(
+      model,
+      {
+        projection: true,
+        mask: graph.mask === true,
+        fitted: graph.featureMap === 'fitted',
+        causal: graph.causal === true,
+      },
+      opts,
+    );
   }
 
   /**
@@ -157,12 +189,21 @@ export class OnnxAttention {
     opts: OnnxAttentionOptions = {},
   ): Promise<OnnxAttention> {
     const model = exactAttentionModel(graph);
-    return OnnxAttention.open(model, { projection: false, mask: graph.mask === true }, opts);
+    return OnnxAttention.open(
+      model,
+      {
+        projection: false,
+        mask: graph.mask === true,
+        fitted: false,
+        causal: graph.causal === true,
+      },
+      opts,
+    );
   }
 
   private static async open(
     model: Uint8Array,
-    needs: { projection: boolean; mask: boolean },
+    needs: Needs,
     opts: OnnxAttentionOptions,
   ): Promise<OnnxAttention> {
     if (opts === null || typeof opts !== 'object') {
@@ -173,6 +214,16 @@ export class OnnxAttention {
     const ort = opts.ort ?? (await loadOnnxRuntime());
     const session = await ort.InferenceSession.create(model, opts.sessionOptions ?? {});
     return new OnnxAttention(ort, session, needs, model);
+  }
+
+  /** True for a causal graph. */
+  get causal(): boolean {
+    return this.needs.causal;
+  }
+
+  /** True for a 'fitted' FAVOR graph (a data-dependent map's parameters as inputs). */
+  get fitted(): boolean {
+    return this.needs.fitted;
   }
 
   /**
@@ -209,13 +260,36 @@ export class OnnxAttention {
     }
     if (this.needs.projection) {
       if (inputs.projection === undefined) {
-        throw new TypeError(`${fn}: this FAVOR+ graph needs projection [m, d]`);
+        throw new TypeError(
+          `${fn}: this FAVOR+ graph needs projection ${this.needs.fitted ? '[B, H, m, d]' : '[m, d]'}`,
+        );
       }
-      const w = toInput(fn, 'projection', inputs.projection, 2);
-      if (w.dims[1] !== d) {
-        throw new RangeError(`${fn}: projection [${w.dims}] must have d = ${d} columns`);
+      const w = toInput(fn, 'projection', inputs.projection, this.needs.fitted ? 4 : 2);
+      const groupsOk = !this.needs.fitted || (w.dims[0] === B && w.dims[1] === H);
+      if (w.dims[w.dims.length - 1] !== d || !groupsOk) {
+        throw new RangeError(
+          this.needs.fitted
+            ? `${fn}: projection [${w.dims}] must be [${B}, ${H}, m, ${d}] (per (batch, head) group)`
+            : `${fn}: projection [${w.dims}] must have d = ${d} columns`,
+        );
       }
       feeds.projection = new this.ort.Tensor('float32', w.data, w.dims);
+      const m = w.dims[w.dims.length - 2]!;
+      for (const [name, rank] of FITTED_INPUTS) {
+        const x = inputs[name];
+        if (!this.needs.fitted) {
+          if (x !== undefined)
+            throw new TypeError(`${fn}: ${name} is for 'fitted' FAVOR graphs only`);
+          continue;
+        }
+        if (x === undefined) throw new TypeError(`${fn}: this 'fitted' graph needs ${name}`);
+        const t = toInput(fn, name, x, rank);
+        const want = rank === 4 ? [B, H, d, d] : [B, H, m];
+        if (t.dims.join() !== want.join()) {
+          throw new RangeError(`${fn}: ${name} [${t.dims}] must be [${want}]`);
+        }
+        feeds[name] = new this.ort.Tensor('float32', t.data, t.dims);
+      }
     } else if (inputs.projection !== undefined) {
       throw new TypeError(`${fn}: exact attention takes no projection`);
     }

@@ -46,7 +46,12 @@ export {
   type PretrainedOptions,
   splitDocuments,
 } from './pretrained/pretrained.js';
-export { configFromPytorch, loadPerformerPytorch } from './pytorch.js';
+export {
+  configFromPytorch,
+  loadPerformerPytorch,
+  type PerformerPytorchExport,
+  toPerformerPytorch,
+} from './pytorch.js';
 export {
   MAX_HEADER_BYTES,
   readSafetensors,

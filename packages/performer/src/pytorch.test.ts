@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { generalized } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { loadPerformerPytorch } from './pytorch.js';
+import { PerformerLM } from './models/performer-lm/performer-lm.js';
+import { loadPerformerPytorch, toPerformerPytorch } from './pytorch.js';
 import { readSafetensors } from './safetensors.js';
 
 interface Fixture {
@@ -91,6 +93,117 @@ describe('loadPerformerPytorch', () => {
     expect(() => loadPerformerPytorch(bytes, { ...json.config, depth: 1 })).toThrow(
       /tensors this config does not use/,
     );
+  });
+});
+
+describe('toPerformerPytorch', () => {
+  it.each(['lm-causal', 'encoder-bidirectional'])(
+    '%s: load → export gives the same state_dict (names, shapes, bytes) and config, and load → export → load identical logits',
+    async (name) => {
+      const { bytes, json } = fixture(name);
+      const model = loadPerformerPytorch(bytes, json.config);
+      const before = tf.memory().numTensors;
+      const exported = toPerformerPytorch(model);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(exported.differences).toEqual([]);
+      const original = readSafetensors(bytes);
+      const written = readSafetensors(exported.safetensors);
+      expect([...written.keys()].sort()).toEqual([...original.keys()].sort());
+      for (const [key, t] of original) {
+        const w = written.get(key)!;
+        expect(w.shape, key).toEqual(t.shape);
+        expect(w.dtype, key).toBe('F32');
+        expect(Array.from(w.data), key).toEqual(Array.from(t.data));
+      }
+      for (const key of [
+        'num_tokens',
+        'max_seq_len',
+        'dim',
+        'depth',
+        'heads',
+        'dim_head',
+        'nb_features',
+        'ff_mult',
+        'causal',
+        'rotary_position_emb',
+        'tie_embed',
+        'qkv_bias',
+        'attn_out_bias',
+      ]) {
+        expect(exported.config[key], key).toEqual(json.config[key]);
+      }
+      const again = loadPerformerPytorch(exported.safetensors, exported.config);
+      const a = model.logits(json.tokens);
+      const b = again.logits(json.tokens);
+      expect(Array.from(await b.data())).toEqual(Array.from(await a.data()));
+      tf.dispose([a, b]);
+      again.dispose();
+      model.dispose();
+    },
+  );
+
+  it('a model made here (biases, tied output, no rotary) continues in performer-pytorch: same logits when its conventions match, differences listed when not', async () => {
+    const config = {
+      numTokens: 20,
+      maxSeqLen: 16,
+      dim: 16,
+      depth: 2,
+      heads: 2,
+      nbFeatures: 12,
+      rotary: false,
+      tieEmbed: true,
+      qkvBias: true,
+      attnOutBias: true,
+    };
+    const tokens = [[1, 5, 7, 2, 19, 0, 3, 3, 8]];
+    for (const conventions of [
+      { stabilizer: 'performer-pytorch' as const, denominatorEps: 1e-6, differences: 0 },
+      { stabilizer: 'exact' as const, denominatorEps: 0, differences: 2 },
+    ]) {
+      const model = PerformerLM.create({ ...config, ...conventions }, { seed: 4 });
+      const exported = toPerformerPytorch(model);
+      expect(exported.differences).toHaveLength(conventions.differences);
+      expect(exported.config).toMatchObject({ rotary_position_emb: false, tie_embed: true });
+      const names = [...readSafetensors(exported.safetensors).keys()];
+      expect(names).toContain('pos_emb.emb.weight');
+      expect(names).toContain('performer.net.layers.1.0.fn.to_q.bias');
+      expect(names).not.toContain('to_out.weight');
+      const back = loadPerformerPytorch(exported.safetensors, exported.config);
+      const a = model.logits(tokens);
+      const b = back.logits(tokens);
+      // matching conventions: the same logits but for the projection's float32 rounding; with
+      // the listed differences (stabilizer, eps) they move at the eps level, visibly but slightly
+      const diff = maxAbsDiff(await a.data(), await b.data());
+      if (conventions.differences === 0) expect(diff).toBeLessThan(1e-5);
+      else expect(diff).toBeGreaterThan(1e-5);
+      expect(diff).toBeLessThan(1e-2);
+      tf.dispose([a, b]);
+      back.dispose();
+      model.dispose();
+    }
+  });
+
+  it('models performer-pytorch cannot represent are rejected with the reason', () => {
+    const base = { numTokens: 8, maxSeqLen: 8, dim: 8, depth: 1, heads: 2, nbFeatures: 4 };
+    expect(() => toPerformerPytorch({} as PerformerLM)).toThrow(
+      /toPerformerPytorch: model must be a PerformerLM, got object/,
+    );
+    for (const [extra, message] of [
+      [{ attention: 'softmax' }, /FAVOR\+ attention only; this model uses attention 'softmax'/],
+      [{ kernel: 'hyperbolic' }, /this model's kernel is 'hyperbolic'/],
+      [{ kernel: 'relu' }, /this model's kernel is 'relu'/],
+    ] as const) {
+      const model = PerformerLM.create({ ...base, ...extra });
+      expect(() => toPerformerPytorch(model)).toThrow(message);
+      model.dispose();
+    }
+    const model = PerformerLM.create(base);
+    const custom = model.withFeatureMap((_, projection) => generalized({ fn: 'relu', projection }));
+    expect(() => toPerformerPytorch(custom)).toThrow(
+      /uses a custom feature map \(withFeatureMap\)/,
+    );
+    custom.dispose();
+    model.dispose();
   });
 });
 

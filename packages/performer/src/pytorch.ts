@@ -1,8 +1,9 @@
 import type { Matrix } from '@kernel-attention/random-features';
+import { describeValue } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PerformerLMConfig } from './models/performer-lm/config.js';
 import { type PerformerLayerWeights, PerformerLM } from './models/performer-lm/performer-lm.js';
-import { readSafetensors, type SafetensorsTensor } from './safetensors.js';
+import { readSafetensors, type SafetensorsTensor, writeSafetensors } from './safetensors.js';
 
 /**
  * performer-pytorch (lucidrains) PerformerLM constructor arguments we support, and the options
@@ -224,4 +225,161 @@ export function loadPerformerPytorch(
     tf.dispose(made);
     throw e;
   }
+}
+
+/** What `toPerformerPytorch` returns. */
+export interface PerformerPytorchExport {
+  /** The state_dict as safetensors: `safetensors.torch.load_file` reads it. */
+  safetensors: Uint8Array;
+  /** performer-pytorch's `PerformerLM(**config)` keyword arguments (snake_case, JSON-ready). */
+  config: Record<string, unknown>;
+  /**
+   * Where performer-pytorch will compute something slightly different from this model (its
+   * sequence-wide key stabilizer, its fixed eps values); empty when it computes the same logits.
+   */
+  differences: string[];
+}
+
+/**
+ * Exports a PerformerLM as performer-pytorch (lucidrains, v1.1.x) would save it: its
+ * `state_dict` under its names and shapes (the table of `loadPerformerPytorch`; Linear weights
+ * transposed back to [out, in]; `performer.proj_updater.instance.*` written as the aliases the
+ * state_dict lists, so a strict `load_state_dict` accepts the file) and the `PerformerLM(...)`
+ * keyword arguments that build the matching model. A model trained or fine-tuned here continues
+ * in PyTorch:
+ *
+ * ```python
+ * from performer_pytorch import PerformerLM
+ * from safetensors.torch import load_file
+ * model = PerformerLM(**config)
+ * model.load_state_dict(load_file('model.safetensors'))
+ * ```
+ *
+ * `loadPerformerPytorch(safetensors, config)` reads it back; for a model that came from
+ * performer-pytorch the round trip gives identical logits. performer-pytorch has only FAVOR+
+ * with positive features: softmax-attention, hyperbolic, ReLU and custom-feature models are
+ * rejected. Its stabilizer and eps values are fixed (a key maximum over the whole sequence,
+ * eps 1e-4 on the features, 1e-6 on the causal key sums); where this model's differ the logits
+ * there differ slightly, and `differences` says how.
+ *
+ * @param model - the PerformerLM to export
+ */
+export function toPerformerPytorch(model: PerformerLM): PerformerPytorchExport {
+  const fn = 'toPerformerPytorch';
+  if (!(model instanceof PerformerLM)) {
+    throw new TypeError(`${fn}: model must be a PerformerLM, got ${describeValue(model)}`);
+  }
+  const c = model.config;
+  if (c.attention !== 'favor') {
+    throw new RangeError(
+      `${fn}: performer-pytorch has FAVOR+ attention only; this model uses attention '${c.attention}' (convert it with withAttention('favor') first)`,
+    );
+  }
+  if (c.kernel !== 'positive') {
+    throw new RangeError(
+      `${fn}: performer-pytorch's softmax attention uses positive features; this model's kernel is '${c.kernel}'`,
+    );
+  }
+  if (model.usesCustomFeatureMap) {
+    throw new RangeError(
+      `${fn}: this model uses a custom feature map (withFeatureMap), which performer-pytorch cannot represent`,
+    );
+  }
+  const differences: string[] = [];
+  if (c.stabilizer !== 'performer-pytorch') {
+    differences.push(
+      "key stabilizer: performer-pytorch takes the key maximum over the whole sequence (this model: 'exact', over the keys each query sees); with its feature eps the logits differ slightly",
+    );
+  }
+  if (c.featureEps !== 1e-4) {
+    differences.push(`feature eps: performer-pytorch adds 1e-4 (this model: ${c.featureEps})`);
+  }
+  if (c.causal && c.denominatorEps !== 1e-6) {
+    differences.push(
+      `causal denominator eps: performer-pytorch adds 1e-6 to the key sums (this model: ${c.denominatorEps})`,
+    );
+  }
+  const w = model.weights;
+  type Entry = { shape: number[]; data: Float32Array };
+  const entry = (t: tf.Tensor): Entry => ({
+    shape: [...t.shape],
+    data: Float32Array.from(t.dataSync()),
+  });
+  /** Our [in, out] as PyTorch's Linear [out, in]. */
+  const linear = (t: tf.Tensor2D): Entry => tf.tidy(() => entry(tf.transpose(t)));
+  const all = new Map<string, Entry>();
+  all.set('token_emb.weight', entry(w.tokenEmbedding));
+  // performer-pytorch always adds an absolute embedding: fixed sinusoids (a buffer) with rotary
+  // positions, a learned table otherwise; a model without one exports zeros (the same sums)
+  all.set(
+    c.rotary ? 'pos_emb.emb' : 'pos_emb.emb.weight',
+    w.positionEmbedding
+      ? entry(w.positionEmbedding)
+      : { shape: [c.maxSeqLen, c.dim], data: new Float32Array(c.maxSeqLen * c.dim) },
+  );
+  if (c.rotary && w.rotaryTable) all.set('layer_pos_emb.emb', entry(w.rotaryTable));
+  const layers = new Map<string, Entry>();
+  w.layers.forEach((l, i) => {
+    const a = `layers.${i}.0`;
+    const f = `layers.${i}.1`;
+    const optional = (name: string, t: tf.Tensor | undefined) => {
+      if (t) layers.set(name, entry(t));
+    };
+    layers.set(`${a}.norm.weight`, entry(l.norm1Gamma));
+    layers.set(`${a}.norm.bias`, entry(l.norm1Beta));
+    layers.set(`${a}.fn.fast_attention.projection_matrix`, {
+      shape: [l.projection.rows, l.projection.cols],
+      data: Float32Array.from(l.projection.data),
+    });
+    layers.set(`${a}.fn.to_q.weight`, linear(l.wq));
+    optional(`${a}.fn.to_q.bias`, l.bq);
+    layers.set(`${a}.fn.to_k.weight`, linear(l.wk));
+    optional(`${a}.fn.to_k.bias`, l.bk);
+    layers.set(`${a}.fn.to_v.weight`, linear(l.wv));
+    optional(`${a}.fn.to_v.bias`, l.bv);
+    layers.set(`${a}.fn.to_out.weight`, linear(l.wo));
+    optional(`${a}.fn.to_out.bias`, l.bo);
+    layers.set(`${f}.norm.weight`, entry(l.norm2Gamma));
+    layers.set(`${f}.norm.bias`, entry(l.norm2Beta));
+    layers.set(`${f}.fn.fn.w1.weight`, linear(l.w1));
+    layers.set(`${f}.fn.fn.w1.bias`, entry(l.b1));
+    layers.set(`${f}.fn.fn.w2.weight`, linear(l.w2));
+    layers.set(`${f}.fn.fn.w2.bias`, entry(l.b2));
+  });
+  for (const [name, t] of layers) all.set(`performer.net.${name}`, t);
+  all.set('performer.proj_updater.calls_since_last_redraw', {
+    shape: [],
+    data: new Float32Array(1),
+  });
+  // the state_dict lists the same layers again under the projection updater's reference
+  for (const [name, t] of layers) all.set(`performer.proj_updater.instance.${name}`, t);
+  all.set('norm.weight', entry(w.normGamma));
+  all.set('norm.bias', entry(w.normBeta));
+  if (w.outWeight) all.set('to_out.weight', linear(w.outWeight));
+  if (w.outBias) all.set('to_out.bias', entry(w.outBias));
+  const config: Record<string, unknown> = {
+    num_tokens: c.numTokens,
+    max_seq_len: c.maxSeqLen,
+    dim: c.dim,
+    depth: c.depth,
+    heads: c.heads,
+    dim_head: c.dimHead,
+    nb_features: c.nbFeatures,
+    ff_mult: c.ffMult,
+    causal: c.causal,
+    rotary_position_emb: c.rotary,
+    tie_embed: c.tieEmbed,
+    qkv_bias: c.qkvBias,
+    attn_out_bias: c.attnOutBias,
+    // the features this model was trained with: performer-pytorch must not redraw them
+    feature_redraw_interval: null,
+  };
+  return {
+    safetensors: writeSafetensors(all, {
+      format: 'pt',
+      source: 'kernel-attention toPerformerPytorch (performer-pytorch PerformerLM state_dict)',
+    }),
+    config,
+    differences,
+  };
 }

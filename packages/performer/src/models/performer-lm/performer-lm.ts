@@ -109,6 +109,11 @@ export class PerformerLM {
     this.rotateMatrix = this.config.rotary ? tf.keep(rotateEveryTwo(this.config.dimHead)) : null;
   }
 
+  /** True for a model made by `withFeatureMap` (its attention uses a researcher's own features). */
+  get usesCustomFeatureMap(): boolean {
+    return this.customFeatureMap !== null;
+  }
+
   /**
    * A freshly initialised model (normal(0, 0.02) embeddings, Glorot-uniform projections,
    * block-orthogonal random features), all from `seed`.
