@@ -65,6 +65,21 @@ export interface PerformerLMLike {
   };
 }
 
+/** The kernels the export covers (PerformerLMConfig.kernel). */
+const KERNELS: readonly string[] = ['positive', 'hyperbolic', 'relu'];
+
+/** generalized's default kernelEps: the floor of the 'relu' kernel's features (PerformerLM uses it). */
+const RELU_EPS = 1e-3;
+
+/** The graph's feature map and floor for the model's kernel. */
+function kernelOf(c: PerformerLMLike['config']): {
+  map: 'positive' | 'hyperbolic' | 'relu';
+  eps: number;
+} {
+  const map = c.kernel as 'positive' | 'hyperbolic' | 'relu';
+  return { map, eps: map === 'relu' ? RELU_EPS : c.featureEps };
+}
+
 /** PyTorch's LayerNorm epsilon, as performer's layerNorm. */
 const LN_EPS = 1e-5;
 
@@ -80,7 +95,7 @@ function checkExportable(fn: string, model: PerformerLMLike, chunkSize: unknown)
     throw new RangeError(`${fn}: cannot export ${what} yet`);
   };
   if (c.attention !== 'favor') refuse(`attention '${c.attention}' (FAVOR models only)`);
-  if (c.kernel !== 'positive' && c.kernel !== 'hyperbolic') refuse(`the '${c.kernel}' kernel`);
+  if (!KERNELS.includes(c.kernel)) refuse(`the '${c.kernel}' kernel`);
   if (c.stabilizer !== 'exact') refuse(`the '${c.stabilizer}' stabilizer`);
   if (c.causal && c.denominatorEps !== 0) refuse(`a causal denominatorEps (${c.denominatorEps})`);
   if ((model as { customFeatureMap?: unknown }).customFeatureMap) {
@@ -201,9 +216,9 @@ export const stateNames = (i: number) => ({
  * to maxSeqLen), output `logits` [B, N, numTokens] — the logits `model.logits(tokens)` gives (the
  * test suite checks them); for a causal model also the recurrent state after the last position
  * (`state_S_i`, `state_P_i`, `state_F_i` per layer i), which performerLMStepModel continues from.
- * Supported: FAVOR attention with the 'positive' or 'hyperbolic' kernel and the exact stabilizers
+ * Supported: FAVOR attention with the 'positive', 'hyperbolic' or 'relu' kernel and the exact stabilizers
  * (the default), causal or bidirectional, rotary or absolute positions, tied or separate output
- * weights. Refused by name: exact-softmax models, the 'relu' kernel, performer-pytorch's
+ * weights. Refused by name: exact-softmax models, performer-pytorch's
  * stabilizers, a causal denominatorEps, and models given their own feature map with
  * withFeatureMap().
  *
@@ -262,8 +277,8 @@ function writeForward(
         projection,
         mask,
         dim: c.dimHead,
-        featureMap: c.kernel as 'positive' | 'hyperbolic',
-        eps: c.featureEps,
+        featureMap: kernelOf(c).map,
+        eps: kernelOf(c).eps,
         causal: c.causal,
         chunk,
       });
@@ -343,7 +358,7 @@ export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
   const g = new GraphBuilder('performer_lm_step');
   const token = g.input('token', ['batch', 1], INT64);
   const position = g.input('position', [1], INT64);
-  const eps = c.featureEps;
+  const { map, eps } = kernelOf(c);
   const { logits } = writeModel(
     g,
     model,
@@ -354,17 +369,12 @@ export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
       const S = g.input(names.S, null);
       const P = g.input(names.P, null); // [B, H, 1]
       const F = g.input(names.F, null); // [B, H, 1, dv + 1]
-      // the query's features (stabilized per row) and the key's exponents, as in favorNodes
-      const { phiQ, a } = expFeatureParts(g, {
-        q,
-        k,
-        projection,
-        dim: c.dimHead,
-        map: c.kernel as 'positive' | 'hyperbolic',
-        eps,
-      });
-      const ell = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, 1, 1]
-      const b = g.node('Exp', [g.node('Sub', [a, ell])]);
+      // the query's features and the key's as e^ℓ·b, as in favorNodes: the exponential maps
+      // stabilized (the floor eps kept apart), relu's position-local (ℓ = 0, its eps inside b)
+      const { phiQ, ell, b, floor } =
+        map === 'relu'
+          ? reluStepParts(g, { q, k, projection, dim: c.dimHead, eps })
+          : expStepParts(g, { q, k, projection, dim: c.dimHead, map, eps });
       // the new key joins the state first (query i sees key i); s = the new running maximum
       const pCol = g.node('Unsqueeze', [P, g.ints([3])]);
       const s = g.node('Max', [pCol, ell]);
@@ -384,7 +394,7 @@ export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
         g.node('Mul', [
           g.node('Mul', [
             g.node('ReduceSum', [phiQ, g.ints([-1])], { keepdims: 1 }),
-            g.constant([eps]),
+            g.constant([floor]),
           ]),
           F1,
         ]),
@@ -394,4 +404,41 @@ export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
   );
   g.output(logits, 'logits', ['batch', 1, c.numTokens]);
   return g.model();
+}
+
+/** One step's parts for the positive and hyperbolic kernels: ℓ = max_f a, b = e^{a − ℓ}. */
+function expStepParts(
+  g: GraphBuilder,
+  o: {
+    q: string;
+    k: string;
+    projection: string;
+    dim: number;
+    map: 'positive' | 'hyperbolic';
+    eps: number;
+  },
+): { phiQ: string; ell: string; b: string; floor: number } {
+  const { phiQ, a } = expFeatureParts(g, o);
+  const ell = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, 1, 1]
+  return { phiQ, ell, b: g.node('Exp', [g.node('Sub', [a, ell])]), floor: o.eps };
+}
+
+/** One step's parts for the relu kernel: φ = relu(W·x̂) + eps for both, ℓ = 0 (plain sums). */
+function reluStepParts(
+  g: GraphBuilder,
+  o: { q: string; k: string; projection: string; dim: number; eps: number },
+): { phiQ: string; ell: string; b: string; floor: number } {
+  const c = g.constant([o.dim ** -0.25]);
+  const wt = g.node('Transpose', [o.projection], { perm: [1, 0] });
+  const features = (x: string) =>
+    g.node('Add', [
+      g.node('Relu', [g.node('MatMul', [g.node('Mul', [x, c]), wt])]),
+      g.constant([o.eps]),
+    ]);
+  const b = features(o.k);
+  const ell = g.node('Mul', [
+    g.node('ReduceMax', [b], { axes: [-1], keepdims: 1 }),
+    g.constant([0]),
+  ]);
+  return { phiQ: features(o.q), ell, b, floor: 0 };
 }
