@@ -86,6 +86,42 @@ function browserProject(
   };
 }
 
+/**
+ * @kernel-attention/onnx on onnxruntime-web in headless Chromium, the page cross-origin isolated
+ * (COOP/COEP headers) so its WebAssembly runs threaded; tfjs on the cpu backend for core's ops.
+ */
+const onnxBrowserProject = {
+  resolve: { conditions: ['@kernel-attention/source', 'browser', 'module', 'import', 'default'] },
+  // onnxruntime-web finds its .wasm next to its own script: keep it out of Vite's pre-bundling
+  optimizeDeps: { exclude: ['onnxruntime-web', 'webgpu'] },
+  server: {
+    headers: {
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+    },
+  },
+  test: {
+    name: 'onnx:browser',
+    root: 'packages/onnx',
+    include: ['src/**/*.browser.test.ts'],
+    setupFiles: ['../attention-core/src/testing/vitest-browser-setup.ts'],
+    provide: { backend: 'cpu' },
+    testTimeout: 120_000,
+    browser: {
+      enabled: true,
+      headless: true,
+      screenshotFailures: false,
+      instances: [{ browser: 'chromium' as const }],
+      provider: playwright({
+        launchOptions: {
+          executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+          args: chromiumArgs,
+        },
+      }),
+    },
+  },
+};
+
 export default defineConfig({
   test: {
     projects: [
@@ -119,6 +155,7 @@ export default defineConfig({
       // the parity suite and the fused-feature checks with the fused WebGL kernels registered
       browserProject('webgl', 'backend-webgl:browser', 'packages/backend-webgl'),
       browserProject('webgpu', 'backend-webgpu:browser', 'packages/backend-webgpu'),
+      onnxBrowserProject,
     ],
   },
 });

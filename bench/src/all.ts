@@ -16,6 +16,7 @@ const SECTIONS: Record<string, { file: string; env?: Record<string, string> }> =
   generate: { file: 'generate.ts' },
   accuracy: { file: 'accuracy.ts' },
   ort: { file: 'ort.ts' },
+  pytorch: { file: 'pytorch.ts' },
   profile: { file: 'profile.ts' },
   webgpu: {
     file: 'webgpu-node.ts',

@@ -9,7 +9,7 @@ import {
   performerLMStepModel,
   stateNames,
 } from './performer-lm.js';
-import { loadOnnxRuntime, type OnnxAttentionOptions, type OrtModule } from './runner.js';
+import { type OnnxAttentionOptions, type OrtModule, runtimeFor } from './runner.js';
 
 interface Session {
   run(
@@ -72,8 +72,7 @@ export class OnnxPerformerLM {
   ): Promise<OnnxPerformerLM> {
     const step = performerLMStepModel(model); // checks the model first (causal, supported)
     const full = performerLMModel(model);
-    const ort = opts.ort ?? (await loadOnnxRuntime());
-    const options = opts.sessionOptions ?? {};
+    const { ort, sessionOptions: options } = await runtimeFor(opts);
     const [prefill, stepper] = (await Promise.all([
       ort.InferenceSession.create(full, options),
       ort.InferenceSession.create(step, options),

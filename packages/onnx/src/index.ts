@@ -12,6 +12,7 @@ export {
   favorAttentionModel,
   type OnnxFeatureMap,
 } from './attention-graphs.js';
+export { type FittedFavorInputs, runFittedFavor } from './fitted.js';
 export { type OnnxGenerateOptions, OnnxPerformerLM } from './generate.js';
 export { type AttributeValue, type Dim, GraphBuilder, OPSET } from './graph.js';
 export {
@@ -31,4 +32,4 @@ export {
   type TensorInput,
   type TensorOutput,
 } from './runner.js';
-export { type FittedFavorInputs, runFittedFavor } from './fitted.js';
+export { loadOnnxRuntimeWeb, type OnnxRuntimeWeb, type OnnxRuntimeWebOptions } from './web.js';

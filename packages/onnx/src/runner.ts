@@ -8,6 +8,7 @@ import {
   type FavorAttentionGraphOptions,
   favorAttentionModel,
 } from './attention-graphs.js';
+import { loadOnnxRuntimeWeb } from './web.js';
 
 /** The parts of onnxruntime-node's API used here. */
 export interface OrtModule {
@@ -51,6 +52,27 @@ export async function loadOnnxRuntime(specifier = 'onnxruntime-node'): Promise<O
         `install it beside this package to run ONNX graphs in Node: npm install ${specifier}`,
     );
   }
+}
+
+/**
+ * The runtime and session options to use: the ones given, else onnxruntime-node in Node and
+ * onnxruntime-web (as loadOnnxRuntimeWeb picks it) in a browser.
+ *
+ * @internal
+ */
+export async function runtimeFor(
+  opts: OnnxAttentionOptions,
+): Promise<{ ort: OrtModule; sessionOptions: Record<string, unknown> }> {
+  if (opts.ort) return { ort: opts.ort, sessionOptions: opts.sessionOptions ?? {} };
+  const inNode =
+    typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions
+      ?.node === 'string';
+  if (inNode) return { ort: await loadOnnxRuntime(), sessionOptions: opts.sessionOptions ?? {} };
+  const web = await loadOnnxRuntimeWeb();
+  return {
+    ort: web.ort,
+    sessionOptions: { ...web.sessionOptions, ...(opts.sessionOptions ?? {}) },
+  };
 }
 
 function toInput(
@@ -122,7 +144,11 @@ const FITTED_INPUTS = [
 
 /** Options of {@link OnnxAttention.create}. */
 export interface OnnxAttentionOptions {
-  /** onnxruntime-node's module (default: loaded with loadOnnxRuntime()). */
+  /**
+   * The ONNX Runtime module: default onnxruntime-node in Node (loadOnnxRuntime()) and
+   * onnxruntime-web in a browser (loadOnnxRuntimeWeb(); pass its result, `{ ort, sessionOptions }`,
+   * to choose how it runs).
+   */
   ort?: OrtModule;
   /** ONNX Runtime session options, e.g. `{ intraOpNumThreads: 2 }`. */
   sessionOptions?: Record<string, unknown>;
@@ -211,8 +237,8 @@ export class OnnxAttention {
         `OnnxAttention: options must be an object ({ ort, sessionOptions }), got ${opts === null ? 'null' : typeof opts}`,
       );
     }
-    const ort = opts.ort ?? (await loadOnnxRuntime());
-    const session = await ort.InferenceSession.create(model, opts.sessionOptions ?? {});
+    const { ort, sessionOptions } = await runtimeFor(opts);
+    const session = await ort.InferenceSession.create(model, sessionOptions);
     return new OnnxAttention(ort, session, needs, model);
   }
 

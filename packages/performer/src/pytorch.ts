@@ -1,5 +1,5 @@
-import type { Matrix } from '@kernel-attention/random-features';
 import { describeValue } from '@kernel-attention/feature-maps';
+import type { Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import type { PerformerLMConfig } from './models/performer-lm/config.js';
 import { type PerformerLayerWeights, PerformerLM } from './models/performer-lm/performer-lm.js';
