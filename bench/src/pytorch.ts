@@ -117,7 +117,7 @@ const lengths = quick ? [1024, 4096] : [1024, 2048, 4096, 8192, 16384];
 const projection = gaussianOrthogonal(m, d, { seed: 0 });
 const speed = [];
 for (const L of lengths) {
-  const cpu = watchOtherCpu();
+  const cpu = watchOtherCpu({ children: true }); // the Python child is part of this run
   const [q, k, v] = [
     gaussian([1, H, L, d], 1, 0.5),
     gaussian([1, H, L, d], 2, 0.5),

@@ -259,8 +259,12 @@ export interface PerformerPytorchExport {
  * performer-pytorch the round trip gives identical logits. performer-pytorch has only FAVOR+
  * with positive features: softmax-attention, hyperbolic, ReLU and custom-feature models are
  * rejected. Its stabilizer and eps values are fixed (a key maximum over the whole sequence,
- * eps 1e-4 on the features, 1e-6 on the causal key sums); where this model's differ the logits
- * there differ slightly, and `differences` says how.
+ * eps 1e-4 on the features, 1e-6 on the causal key sums) and `differences` lists where this
+ * model's differ. How much that moves the logits depends on the model: little where queries and
+ * keys are short, a lot where they are long — the pretrained fortunes model (causal, exact
+ * stabilizers) agrees with itself in performer-pytorch on the most likely next character at only
+ * about a third of the positions, so fine-tune there first; a model trained here with
+ * `stabilizer: 'performer-pytorch'` and `denominatorEps: 1e-6` gives the same logits there.
  *
  * @param model - the PerformerLM to export
  */
@@ -288,7 +292,7 @@ export function toPerformerPytorch(model: PerformerLM): PerformerPytorchExport {
   const differences: string[] = [];
   if (c.stabilizer !== 'performer-pytorch') {
     differences.push(
-      "key stabilizer: performer-pytorch takes the key maximum over the whole sequence (this model: 'exact', over the keys each query sees); with its feature eps the logits differ slightly",
+      "key stabilizer: performer-pytorch takes the key maximum over the whole sequence (this model: 'exact', over the keys each query sees); with its feature eps the causal attention differs — little where queries and keys are short, a lot where they are long, as in trained heads: compare the logits before relying on them",
     );
   }
   if (c.featureEps !== 1e-4) {
