@@ -53,6 +53,22 @@ const chromiumArgs = JSON.parse(
   readFileSync(new URL('./chromium-flags.json', import.meta.url), 'utf8'),
 ) as string[];
 
+/** vitest browser mode in Debian's chromium, headless, with those flags. */
+function headlessChromium() {
+  return {
+    enabled: true,
+    headless: true,
+    screenshotFailures: false,
+    instances: [{ browser: 'chromium' as const }],
+    provider: playwright({
+      launchOptions: {
+        executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+        args: chromiumArgs,
+      },
+    }),
+  };
+}
+
 /** The shared parity suite in headless Chromium on one backend. */
 function browserProject(
   backend: 'webgl' | 'webgpu' | 'wasm',
@@ -70,18 +86,7 @@ function browserProject(
       setupFiles: ['../attention-core/src/testing/vitest-browser-setup.ts'],
       provide: { backend },
       testTimeout: 120_000,
-      browser: {
-        enabled: true,
-        headless: true,
-        screenshotFailures: false,
-        instances: [{ browser: 'chromium' as const }],
-        provider: playwright({
-          launchOptions: {
-            executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-            args: chromiumArgs,
-          },
-        }),
-      },
+      browser: headlessChromium(),
     },
   };
 }
@@ -107,18 +112,7 @@ const onnxBrowserProject = {
     setupFiles: ['../attention-core/src/testing/vitest-browser-setup.ts'],
     provide: { backend: 'cpu' },
     testTimeout: 120_000,
-    browser: {
-      enabled: true,
-      headless: true,
-      screenshotFailures: false,
-      instances: [{ browser: 'chromium' as const }],
-      provider: playwright({
-        launchOptions: {
-          executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-          args: chromiumArgs,
-        },
-      }),
-    },
+    browser: headlessChromium(),
   },
 };
 

@@ -284,23 +284,24 @@ export function favorNodes(g: GraphBuilder, o: FavorNodesInputs): FavorNodesResu
     : { out: bidirectionalFavor(g, { phiQ, a, v, keep, eps }), state: null };
 }
 
+/** @internal What expFeatureParts reads: value names in the graph and the map's settings. */
+export interface ExpFeatureInputs {
+  q: string;
+  k: string;
+  /** [m, d] */
+  projection: string;
+  dim: number;
+  map: 'positive' | 'hyperbolic';
+  eps: number;
+}
+
 /**
  * @internal The positive and hyperbolic maps' parts: query features φ ∝ exp(u − max_f u) + eps
  * (the half norm and the ratio (numFeatures)^-1/2 cancel: each multiplies a query's or every
  * feature alike) and the keys' exponents a = u − ½|x̂|², u = x̂·Wᵀ ([u, −u] for hyperbolic),
  * x̂ = d^-1/4·x. Shared by the attention graphs and the PerformerLM step graph.
  */
-export function expFeatureParts(
-  g: GraphBuilder,
-  o: {
-    q: string;
-    k: string;
-    projection: string;
-    dim: number;
-    map: 'positive' | 'hyperbolic';
-    eps: number;
-  },
-): { phiQ: string; a: string } {
+export function expFeatureParts(g: GraphBuilder, o: ExpFeatureInputs): { phiQ: string; a: string } {
   const c = g.constant([o.dim ** -0.25]);
   const wt = g.node('Transpose', [o.projection], { perm: [1, 0] });
   const project = (xh: string) => {

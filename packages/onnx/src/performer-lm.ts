@@ -5,6 +5,7 @@
  */
 import {
   type CausalStateNames,
+  type ExpFeatureInputs,
   expFeatureParts,
   favorNodes,
   ratio as ratioOf,
@@ -409,14 +410,7 @@ export function performerLMStepModel(model: PerformerLMLike): Uint8Array {
 /** One step's parts for the positive and hyperbolic kernels: ℓ = max_f a, b = e^{a − ℓ}. */
 function expStepParts(
   g: GraphBuilder,
-  o: {
-    q: string;
-    k: string;
-    projection: string;
-    dim: number;
-    map: 'positive' | 'hyperbolic';
-    eps: number;
-  },
+  o: ExpFeatureInputs,
 ): { phiQ: string; ell: string; b: string; floor: number } {
   const { phiQ, a } = expFeatureParts(g, o);
   const ell = g.node('ReduceMax', [a], { axes: [-1], keepdims: 1 }); // [B, H, 1, 1]
