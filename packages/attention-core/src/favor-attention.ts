@@ -1,7 +1,9 @@
 import {
   assertOptions,
+  BidirectionalLinearAttention,
   describeValue,
   type FeatureMap,
+  hasFusedKernel,
   isTensor,
   shapeString,
 } from '@kernel-attention/feature-maps';
@@ -18,7 +20,6 @@ import {
   safeDivide,
   transposeLast,
 } from './groups.js';
-import { BidirectionalLinearAttention, hasFusedKernel } from './kernel-names.js';
 import {
   attendBlock,
   DEFAULT_CHUNK_SIZE,

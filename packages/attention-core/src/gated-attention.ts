@@ -1,6 +1,7 @@
 import {
   assertOptions,
   assertTensor,
+  backendCapabilities,
   type FeatureMap,
   shapeString,
 } from '@kernel-attention/feature-maps';
@@ -175,7 +176,7 @@ export function gatedAttention(
           ? softmaxAttention(qq, kk, vv, { causal, mask })
           : favorAttention(qq, kk, vv, { featureMap: phi, causal, mask });
       output =
-        causal || tf.getBackend() === 'webgpu'
+        causal || !backendCapabilities().syncReads
           ? base(q, k, v, open)
           : gatherOpenKeys(q, k, v, open, base);
     } else {

@@ -1,4 +1,4 @@
-import { expBelow, matMul } from '@kernel-attention/feature-maps';
+import { backendCapabilities, expBelow, matMul } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionShapes } from './validate.js';
 
@@ -23,7 +23,7 @@ interface RangeReadable {
 /** Returns take(start, size) = x restricted to [start, start + size) along `axis`. */
 export function rangeTaker(x: tf.Tensor, axis: number): RangeTaker {
   const full = x.shape[axis]!;
-  if (tf.getBackend() !== 'wasm') {
+  if (!backendCapabilities().costlySlices) {
     return (start, size) => {
       if (start === 0 && size === full) return x;
       const begin = x.shape.map((_, i) => (i === axis ? start : 0));
@@ -96,7 +96,7 @@ export const BLOCK_BUDGET = 1 << 22;
  * which saves per-op overhead for short sequences and on GPU backends.
  */
 export function groupsPerBlock(totalGroups: number, length: number, width: number): number {
-  if (tf.getBackend() === 'wasm' && length >= 256) return 1;
+  if (backendCapabilities().slowBatchedMatMul && length >= 256) return 1;
   return Math.max(1, Math.min(totalGroups, Math.floor(BLOCK_BUDGET / Math.max(1, length * width))));
 }
 
@@ -148,7 +148,7 @@ export function causalKeep(rows: number, cols: number, offset: number): tf.Tenso
   // backends (cpu) may keep the array they are given, so they get a fresh one
   const n = rows * cols;
   let data: Float32Array;
-  if (tf.getBackend() === 'wasm') {
+  if (backendCapabilities().copiesUploads) {
     if (scratch.length < n) scratch = new Float32Array(n);
     data = scratch.subarray(0, n);
     data.fill(0);

@@ -5,6 +5,22 @@
  *
  * @module @kernel-attention/core
  */
+
+export {
+  BidirectionalLinearAttention,
+  type BidirectionalLinearAttentionAttrs,
+  type BidirectionalLinearAttentionInputs,
+  CausalLinearAttention,
+  type CausalLinearAttentionAttrs,
+  type CausalLinearAttentionInputs,
+  type FeatureStabilizer,
+  hasFusedKernel,
+  PositiveFeatures,
+  type PositiveFeaturesAttrs,
+  type PositiveFeaturesInputs,
+  type PositiveFeaturesSpec,
+  positiveFeaturesSpec,
+} from '@kernel-attention/feature-maps';
 export {
   type BayesianAttentionOptions,
   type BayesianAttentionResult,
@@ -33,21 +49,6 @@ export {
   gatedAttention,
   relaxedGates,
 } from './gated-attention.js';
-export {
-  BidirectionalLinearAttention,
-  type BidirectionalLinearAttentionAttrs,
-  type BidirectionalLinearAttentionInputs,
-  CausalLinearAttention,
-  type CausalLinearAttentionAttrs,
-  type CausalLinearAttentionInputs,
-  type FeatureStabilizer,
-  hasFusedKernel,
-  PositiveFeatures,
-  type PositiveFeaturesAttrs,
-  type PositiveFeaturesInputs,
-  type PositiveFeaturesSpec,
-  positiveFeaturesSpec,
-} from './kernel-names.js';
 export {
   DEFAULT_CHUNK_SIZE,
   type LinearAttentionOptions,

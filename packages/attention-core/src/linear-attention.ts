@@ -1,4 +1,14 @@
-import { assertOptions, matMul } from '@kernel-attention/feature-maps';
+import {
+  assertOptions,
+  BidirectionalLinearAttention,
+  type BidirectionalLinearAttentionAttrs,
+  type BidirectionalLinearAttentionInputs,
+  CausalLinearAttention,
+  type CausalLinearAttentionAttrs,
+  type CausalLinearAttentionInputs,
+  hasFusedKernel,
+  matMul,
+} from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   causalKeep,
@@ -11,15 +21,6 @@ import {
   safeDivide,
   transposeLast,
 } from './groups.js';
-import {
-  BidirectionalLinearAttention,
-  type BidirectionalLinearAttentionAttrs,
-  type BidirectionalLinearAttentionInputs,
-  CausalLinearAttention,
-  type CausalLinearAttentionAttrs,
-  type CausalLinearAttentionInputs,
-  hasFusedKernel,
-} from './kernel-names.js';
 import { validateChunkSize, validateMask, validateNonNegative, validateQkv } from './validate.js';
 
 export interface LinearAttentionOptions {
@@ -160,7 +161,7 @@ type Triple = [tf.Tensor, tf.Tensor, tf.Tensor];
 
 /**
  * Runs the fused bidirectional kernel registered by a backend (inputs qFeat, kFeat, vOnes; see
- * kernel-names.ts) with its vector-Jacobian product written out: tfjs cannot nest tf.grads inside
+ * feature-maps' kernel-names.ts) with its vector-Jacobian product written out: tfjs cannot nest tf.grads inside
  * a gradient function, so the backward pass is three fused products again.
  */
 function runFused(

@@ -1,4 +1,10 @@
-import { assertOptions, assertTensor, matMul, shapeString } from '@kernel-attention/feature-maps';
+import {
+  assertOptions,
+  assertTensor,
+  backendCapabilities,
+  matMul,
+  shapeString,
+} from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { maskedSoftmax, visibleKeys } from './groups.js';
 import { validateMask, validateQkv } from './validate.js';
@@ -84,7 +90,7 @@ export function relationAwareAttention(
     throw new RangeError(
       `${fn}: relationKeys must hold at least one relation, got ${shapeString(aK.shape)}`,
     );
-  if (tf.getBackend() !== 'webgpu') {
+  if (backendCapabilities().syncReads) {
     const [lo, hi] = tf
       .tidy(() => [tf.min(relations), tf.max(relations)])
       .map((t) => {

@@ -24,8 +24,8 @@ import {
 } from './groups.js';
 import { prefixScan } from './linear-attention.js';
 import {
+  assertHostFft,
   defaultToeplitzMethod,
-  FFT_BACKENDS,
   type ToeplitzMethod,
   toeplitzBlock,
   toeplitzMatmul,
@@ -118,11 +118,7 @@ export function rpeFavorAttention(
       `${fn}: method must be 'fft' or 'toeplitz', got ${JSON.stringify(method)}`,
     );
   }
-  if (method === 'fft' && !FFT_BACKENDS.includes(tf.getBackend())) {
-    throw new Error(
-      `${fn}: method 'fft' runs on the CPU side and needs the cpu or wasm backend, got '${tf.getBackend()}' (use method 'toeplitz', the default there)`,
-    );
-  }
+  if (method === 'fft') assertHostFft(fn);
   return tf.tidy(() => {
     let qq = q;
     let kk = k;

@@ -1,4 +1,11 @@
-import { assertOptions, assertTensor, matMul, shapeString } from '@kernel-attention/feature-maps';
+import {
+  assertOptions,
+  assertTensor,
+  backendCapabilities,
+  backendsWith,
+  matMul,
+  shapeString,
+} from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import { fft, fftPlan, nextPowerOfTwo } from './fft.js';
 
@@ -10,11 +17,21 @@ export interface ToeplitzOptions {
   method?: ToeplitzMethod;
 }
 
-/** Backends whose data the CPU-side FFT can read synchronously and cheaply. */
-export const FFT_BACKENDS = ['cpu', 'wasm'];
-
 /** Below this length the dense product is cheaper than the FFT on the CPU backends. */
 export const FFT_MIN_LENGTH = 64;
+
+/**
+ * Throws unless the active backend keeps its data on the host, where the Float64 FFT runs.
+ *
+ * @param fn - the calling op's name, for the message
+ */
+export function assertHostFft(fn: string): void {
+  if (!backendCapabilities().hostFft) {
+    throw new Error(
+      `${fn}: method 'fft' runs on the CPU side and needs the ${backendsWith('hostFft').join(' or ')} backend, got '${tf.getBackend()}' (use method 'toeplitz', the default there)`,
+    );
+  }
+}
 
 /**
  * The default method for sequences of `length` on `backend`: the FFT on cpu and wasm (our
@@ -29,7 +46,7 @@ export function defaultToeplitzMethod(
   length: number,
   backend: string = tf.getBackend(),
 ): ToeplitzMethod {
-  return FFT_BACKENDS.includes(backend) && length >= FFT_MIN_LENGTH ? 'fft' : 'toeplitz';
+  return backendCapabilities(backend).hostFft && length >= FFT_MIN_LENGTH ? 'fft' : 'toeplitz';
 }
 
 /**
@@ -78,11 +95,7 @@ export function toeplitzMatmul(c: tf.Tensor, x: tf.Tensor, opts: ToeplitzOptions
       `${fn}: method must be 'fft' or 'toeplitz', got ${JSON.stringify(method)}`,
     );
   }
-  if (method === 'fft' && !FFT_BACKENDS.includes(tf.getBackend())) {
-    throw new Error(
-      `${fn}: method 'fft' runs on the CPU side and needs the cpu or wasm backend, got '${tf.getBackend()}' (use method 'toeplitz', the default there)`,
-    );
-  }
+  if (method === 'fft') assertHostFft(fn);
   let lead: number[];
   try {
     lead = tf.backend_util.assertAndGetBroadcastShape(c.shape.slice(0, -1), x.shape.slice(0, -2));
@@ -175,7 +188,7 @@ function diagonalSums(g: tf.Tensor3D): tf.Tensor2D {
  * as JavaScript copies instead and become tensors again when the gradient runs.
  */
 function retain(tensors: tf.Tensor[], save: tf.GradSaveFunc): (saved: tf.Tensor[]) => tf.Tensor[] {
-  if (tf.getBackend() !== 'wasm') {
+  if (!backendCapabilities().savedTensorsAreCopies) {
     save(tensors);
     return (saved) => saved;
   }

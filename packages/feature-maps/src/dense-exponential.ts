@@ -1,5 +1,6 @@
 import type { Matrix } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
+import { backendCapabilities } from './backend-capabilities.js';
 import type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { matmul, spectralFunction, symmetricEigen, transpose } from './linalg.js';
 import { expBelow, matMul } from './packed-lanes.js';
@@ -470,9 +471,9 @@ class DenseExponentialMap implements FeatureMap {
           ...withSplit(this.oprfScaleAndOffset(A)),
         } satisfies Prepared as unknown as tf.TensorContainer;
       }
-      if (tf.getBackend() === 'webgpu') {
+      if (!backendCapabilities().syncReads) {
         throw new Error(
-          `${fn}: the ${this.variant} fit solves d×d eigenproblems on the CPU and needs synchronous reads, which tfjs-webgpu does not offer; use 'oprf' or 'saderf' there`,
+          `${fn}: the ${this.variant} fit solves d×d eigenproblems on the CPU and needs synchronous reads, which tfjs-${tf.getBackend()} does not offer; use 'oprf' or 'saderf' there`,
         );
       }
       // ADERF / SDERF: the d×d statistics to the CPU, fitted in Float64

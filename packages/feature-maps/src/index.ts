@@ -6,6 +6,12 @@
  * @module @kernel-attention/feature-maps
  */
 export {
+  type BackendCapabilities,
+  backendCapabilities,
+  backendsWith,
+  registerBackendCapabilities,
+} from './backend-capabilities.js';
+export {
   type AttentionStatistics,
   DENSE_EXPONENTIAL_VARIANTS,
   type DenseExponentialFit,
@@ -25,6 +31,12 @@ export type { ExpFeatureSpec } from './exp-features.js';
 export type { FactoredFeatures, FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 export { type GeneralizedOptions, generalized, type KernelFunction } from './generalized.js';
 export {
+  BidirectionalLinearAttention,
+  type BidirectionalLinearAttentionAttrs,
+  type BidirectionalLinearAttentionInputs,
+  CausalLinearAttention,
+  type CausalLinearAttentionAttrs,
+  type CausalLinearAttentionInputs,
   type FeatureStabilizer,
   hasFusedKernel,
   PositiveFeatures,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { backendCapabilities } from './backend-capabilities.js';
 
 /**
  * Two workarounds for tfjs-webgl's packed textures, which pad odd dimensions with lanes that hold
@@ -37,7 +38,7 @@ export function matMul<T extends tf.Tensor>(
 ): T {
   const axisA = transposeA ? a.rank - 2 : a.rank - 1;
   const K = a.shape[axisA]!;
-  if (K % 2 === 0 || tf.getBackend() !== 'webgl') {
+  if (K % 2 === 0 || !backendCapabilities().packedPaddingLanes) {
     return tf.matMul(a, b, transposeA, transposeB) as unknown as T;
   }
   const axisB = transposeB ? b.rank - 1 : b.rank - 2;

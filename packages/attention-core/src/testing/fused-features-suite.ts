@@ -1,9 +1,12 @@
 // Shared by the backend packages' tests (see runFusedFeaturesSuite).
-import { hyperbolicSoftmax, positiveSoftmax } from '@kernel-attention/feature-maps';
+import {
+  hyperbolicSoftmax,
+  PositiveFeatures,
+  positiveSoftmax,
+} from '@kernel-attention/feature-maps';
 import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PositiveFeatures } from '../kernel-names.js';
 
 /** Runs fn with the fused feature kernel unregistered (the composite path). */
 function composite<T>(config: tf.KernelConfig, fn: () => T): T {
