@@ -22,52 +22,40 @@ export {
   positiveFeaturesSpec,
 } from '@kernel-attention/feature-maps';
 export {
+  type BackendSelection,
+  DEFAULT_BACKEND_ORDER,
+  type SelectBackendOptions,
+  selectBackend,
+} from './backend/select-backend.js';
+export {
   type BayesianAttentionOptions,
   type BayesianAttentionResult,
   bayesianAttention,
   klWeibullGamma,
-} from './bayesian-attention.js';
-export {
-  type CausalState,
-  type CausalStateOptions,
-  type CausalStepOptions,
-  causalState,
-  favorCausalStep,
-  linearCausalStep,
-} from './causal-state.js';
+} from './mechanisms/bayesian-attention.js';
 export {
   type CombinerAttentionOptions,
   type CombinerPooling,
   type CombinerVariant,
   combinerAttention,
-} from './combiner-attention.js';
-export { type FavorAttentionOptions, favorAttention } from './favor-attention.js';
+} from './mechanisms/combiner-attention.js';
 export {
   type GatedAttentionOptions,
   type GatedAttentionResult,
   type GateMode,
   gatedAttention,
   relaxedGates,
-} from './gated-attention.js';
-export {
-  DEFAULT_CHUNK_SIZE,
-  type LinearAttentionOptions,
-  linearAttention,
-} from './linear-attention.js';
-export type { PersistentMemory } from './persistent-memory.js';
+} from './mechanisms/gated-attention.js';
+export type { PersistentMemory } from './mechanisms/persistent-memory.js';
 export {
   clippedRelativePositions,
   type RelationAwareAttentionOptions,
   relationAwareAttention,
-} from './relation-aware-attention.js';
-export { type RpeFavorAttentionOptions, rpeFavorAttention } from './rpe-favor-attention.js';
+} from './mechanisms/relation-aware-attention.js';
 export {
-  type BackendSelection,
-  DEFAULT_BACKEND_ORDER,
-  type SelectBackendOptions,
-  selectBackend,
-} from './select-backend.js';
-export { type SoftmaxAttentionOptions, softmaxAttention } from './softmax-attention.js';
+  type RpeFavorAttentionOptions,
+  rpeFavorAttention,
+} from './mechanisms/rpe-favor-attention.js';
 export {
   defaultToeplitzMethod,
   FFT_MIN_LENGTH,
@@ -75,4 +63,19 @@ export {
   type ToeplitzOptions,
   toeplitzMatmul,
   toeplitzMatrix,
-} from './toeplitz.js';
+} from './mechanisms/toeplitz.js';
+export {
+  type CausalState,
+  type CausalStateOptions,
+  type CausalStepOptions,
+  causalState,
+  favorCausalStep,
+  linearCausalStep,
+} from './ops/causal-state.js';
+export { type FavorAttentionOptions, favorAttention } from './ops/favor/favor-attention.js';
+export {
+  DEFAULT_CHUNK_SIZE,
+  type LinearAttentionOptions,
+  linearAttention,
+} from './ops/linear-attention.js';
+export { type SoftmaxAttentionOptions, softmaxAttention } from './ops/softmax-attention.js';

@@ -12,16 +12,19 @@ import { createRng, gaussianIid, gaussianOrthogonal } from '@kernel-attention/ra
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bayesianAttention } from '../bayesian-attention.js';
-import { causalState, favorCausalStep, linearCausalStep } from '../causal-state.js';
-import { combinerAttention } from '../combiner-attention.js';
-import { favorAttention } from '../favor-attention.js';
-import { gatedAttention } from '../gated-attention.js';
-import { linearAttention } from '../linear-attention.js';
-import { clippedRelativePositions, relationAwareAttention } from '../relation-aware-attention.js';
-import { rpeFavorAttention } from '../rpe-favor-attention.js';
-import { softmaxAttention } from '../softmax-attention.js';
-import { toeplitzMatmul } from '../toeplitz.js';
+import { bayesianAttention } from '../mechanisms/bayesian-attention.js';
+import { combinerAttention } from '../mechanisms/combiner-attention.js';
+import { gatedAttention } from '../mechanisms/gated-attention.js';
+import {
+  clippedRelativePositions,
+  relationAwareAttention,
+} from '../mechanisms/relation-aware-attention.js';
+import { rpeFavorAttention } from '../mechanisms/rpe-favor-attention.js';
+import { toeplitzMatmul } from '../mechanisms/toeplitz.js';
+import { causalState, favorCausalStep, linearCausalStep } from '../ops/causal-state.js';
+import { favorAttention } from '../ops/favor/favor-attention.js';
+import { linearAttention } from '../ops/linear-attention.js';
+import { softmaxAttention } from '../ops/softmax-attention.js';
 import { SYNC_READ_BACKENDS } from './backends.js';
 
 /**

@@ -11,9 +11,9 @@ import {
 import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { causalState, favorCausalStep } from '../causal-state.js';
-import { favorAttention } from '../favor-attention.js';
-import { rpeFavorAttention } from '../rpe-favor-attention.js';
+import { rpeFavorAttention } from '../mechanisms/rpe-favor-attention.js';
+import { causalState, favorCausalStep } from '../ops/causal-state.js';
+import { favorAttention } from '../ops/favor/favor-attention.js';
 import { SYNC_READ_BACKENDS, scoped } from './backends.js';
 import {
   type Array4,
