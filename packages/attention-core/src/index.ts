@@ -46,7 +46,6 @@ export {
   gatedAttention,
   relaxedGates,
 } from './mechanisms/gated-attention.js';
-export type { PersistentMemory } from './mechanisms/persistent-memory.js';
 export {
   clippedRelativePositions,
   type RelationAwareAttentionOptions,
@@ -78,4 +77,5 @@ export {
   type LinearAttentionOptions,
   linearAttention,
 } from './ops/linear-attention.js';
+export type { PersistentMemory } from './ops/persistent-memory.js';
 export { type SoftmaxAttentionOptions, softmaxAttention } from './ops/softmax-attention.js';

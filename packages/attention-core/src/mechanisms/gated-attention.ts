@@ -7,14 +7,9 @@ import {
 } from '@kernel-attention/feature-maps';
 import { createRng } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  assertFeatureMap,
-  DEFAULT_CAUSAL_FIT_LENGTH,
-  DEFAULT_FEATURE_BLOCK,
-  favorAll,
-  favorAttention,
-} from '../ops/favor/favor-attention.js';
-import { DEFAULT_CHUNK_SIZE, prefixScan } from '../ops/linear-attention.js';
+import { attendFavor, favorAttention } from '../ops/favor/favor-attention.js';
+import { assertFeatureMap, resolveFavorSettings } from '../ops/favor/settings.js';
+import { prefixScan } from '../ops/linear-attention.js';
 import { attendAll, softmaxAttention } from '../ops/softmax-attention.js';
 import { validateMask, validateQkv } from '../tensor/validate.js';
 
@@ -291,15 +286,8 @@ function featuresWithGates(
   causal: boolean,
   shapes: ReturnType<typeof validateQkv>,
 ): tf.Tensor4D {
-  return favorAll('gatedAttention', phi, q, k, v, mask, shapes, {
-    causal,
-    chunkSize: DEFAULT_CHUNK_SIZE,
-    denominatorEps: 0,
-    featureBlock: DEFAULT_FEATURE_BLOCK,
-    causalFitLength: DEFAULT_CAUSAL_FIT_LENGTH,
-    shrinkage: false,
-    keyWeights: g,
-  });
+  const fn = 'gatedAttention';
+  return attendFavor(fn, phi, { q, k, v, mask, shapes }, resolveFavorSettings(fn, { causal }), g);
 }
 
 /** Bidirectional hard gates: per batch item, attention over its open keys only (gathered). */

@@ -5,12 +5,9 @@ import {
   shapeString,
 } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  assertFeatureMap,
-  callFeatures,
-  type KeySide,
-  safeNumFeatures,
-} from '../ops/favor/favor-attention.js';
+import type { KeySide } from '../ops/favor/key-side.js';
+import { assertFeatureMap, featureWidth } from '../ops/favor/settings.js';
+import { callFeatures } from '../ops/fitted-maps.js';
 import { prefixScan } from '../ops/linear-attention.js';
 import { groupsPerBlock, mapGroupBlocks } from '../tensor/group-blocks.js';
 import { causalKeep, expBelow, NO_KEY_YET, safeDivide } from '../tensor/masking.js';
@@ -122,7 +119,7 @@ export function rpeFavorAttention(
       kk = tf.mul(l2Normalize(k), factor);
     }
     const takeB = rangeTaker(B === 1 ? bias : tf.tile(bias, [B, 1]), 0); // row g = head g mod H
-    const m = safeNumFeatures(phi) ?? Math.max(d, 64);
+    const m = featureWidth(phi, { dim: d });
     return mapGroupBlocks(
       qq,
       kk,

@@ -11,7 +11,7 @@ import {
 import * as tf from '@tensorflow/tfjs-core';
 import { expBelow, keyFloor, NO_KEY_YET, safeDivide } from '../tensor/masking.js';
 import { assertAllocatable, validateNonNegative, validateQkv } from '../tensor/validate.js';
-import { assertFeatureMap } from './favor/favor-attention.js';
+import { assertFeatureMap } from './favor/settings.js';
 
 /**
  * Recurrent state of causal linear attention for decoding one token at a time, with constant

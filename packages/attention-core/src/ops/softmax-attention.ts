@@ -1,11 +1,6 @@
 import { assertOptions } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  attendWithMemory,
-  type PersistentMemory,
-  validateMemory,
-} from '../mechanisms/persistent-memory.js';
-import {
   BLOCK_BUDGET,
   groupsPerBlock,
   mapGroupBlocks,
@@ -15,6 +10,12 @@ import { causalKeep, maskedSoftmax } from '../tensor/masking.js';
 import { groupMatMul, transposeLast } from '../tensor/products.js';
 import { rangeTaker } from '../tensor/range-taker.js';
 import { type AttentionShapes, validateMask, validateQkv } from '../tensor/validate.js';
+import {
+  dropPlaceholders,
+  joinMemory,
+  type PersistentMemory,
+  validateMemory,
+} from './persistent-memory.js';
 
 export interface SoftmaxAttentionOptions {
   causal?: boolean;
@@ -60,12 +61,13 @@ export function softmaxAttention(
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
-  const N = opts.memory === undefined ? 0 : validateMemory(fn, opts.memory, shapes);
-  return tf.tidy(() =>
-    attendWithMemory(q, k, v, opts.mask, opts.memory, N, causal, shapes, (qq, kk, vv, m, s) =>
-      attendAll(qq, kk, vv, m, s, causal),
-    ),
-  );
+  if (opts.memory !== undefined) validateMemory(fn, opts.memory, shapes);
+  return tf.tidy(() => {
+    const joined = joinMemory({ q, k, v, mask: opts.mask, shapes }, opts.memory, causal);
+    const { inputs } = joined;
+    const out = attendAll(inputs.q, inputs.k, inputs.v, inputs.mask, inputs.shapes, causal);
+    return dropPlaceholders(out, joined);
+  });
 }
 
 /**

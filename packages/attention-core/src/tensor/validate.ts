@@ -13,6 +13,15 @@ export interface AttentionShapes {
   valueDim: number;
 }
 
+/** One attention call's checked inputs: q, k, v [B, H, ·, ·], the padding mask [B, Lk], the sizes. */
+export interface CheckedInputs {
+  q: tf.Tensor;
+  k: tf.Tensor;
+  v: tf.Tensor;
+  mask: tf.Tensor | undefined;
+  shapes: AttentionShapes;
+}
+
 /**
  * Checks q [B, H, Lq, d], k [B, H, Lk, d], v [B, H, Lk, dv] (float32, rank 4) and returns the sizes.
  * `names` lets linearAttention report qFeat/kFeat. Causal attention needs Lq = Lk.

@@ -2,8 +2,6 @@ import { positiveSoftmax } from '@kernel-attention/feature-maps';
 import { gaussianOrthogonal } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { favorAttention } from '../ops/favor/favor-attention.js';
-import { softmaxAttention } from '../ops/softmax-attention.js';
 import {
   type Array4,
   expectGradientsMatchFiniteDifferences,
@@ -14,6 +12,8 @@ import {
   rand4,
   randomArray,
 } from '../testing/suites.js';
+import { favorAttention } from './favor/favor-attention.js';
+import { softmaxAttention } from './softmax-attention.js';
 
 const arr = async (t: tf.Tensor) => (await t.array()) as Array4;
 const [B, H, L, N, d, dv] = [2, 3, 37, 5, 8, 4];

@@ -1,6 +1,6 @@
 import { assertTensor, shapeString } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
-import type { AttentionShapes } from '../tensor/validate.js';
+import type { AttentionShapes, CheckedInputs } from '../tensor/validate.js';
 
 /**
  * Persistent memory (Sukhbaatar et al. 2019, "Augmenting Self-attention with Persistent Memory"):
@@ -51,51 +51,67 @@ export function validateMemory(fn: string, memory: unknown, s: AttentionShapes):
   return N;
 }
 
-/** One attention call on checked inputs: q, k, v [B, H, ·, ·], mask [B, Lk] or undefined. */
-export type AttendChecked = (
-  q: tf.Tensor,
-  k: tf.Tensor,
-  v: tf.Tensor,
-  mask: tf.Tensor | undefined,
-  shapes: AttentionShapes,
-) => tf.Tensor4D;
+/** An attention call with the memory slots joined in (see joinMemory). */
+export interface MemoryJoined {
+  /** The call's inputs with the slots in front of the keys (and placeholder queries, causal). */
+  inputs: CheckedInputs;
+  /** How many placeholder query rows lead the output (N when causal, else 0). */
+  placeholders: number;
+}
 
 /**
- * Runs `attend` with N memory slots joined into the call: keys [M_k; K], values [M_v; V], the
- * memory never padded. Bidirectional, that is all. Causal, N placeholder (zero) queries go in
- * front so that query i, now at position N + i, sees the N memory slots and keys 0..i under the
- * ordinary causal rule — under FAVOR+ the memory is then the first part of the carried key-value
- * state and normaliser, at a cost independent of L; the placeholders' N output rows are dropped.
- * N = 0 (or no memory) runs `attend` on the inputs as they are. Call inside a tidy.
+ * Joins N memory slots into the call: keys [M_k; K], values [M_v; V], the memory never padded.
+ * Bidirectional, that is all. Causal, N placeholder (zero) queries go in front so that query i,
+ * now at position N + i, sees the N memory slots and keys 0..i under the ordinary causal rule —
+ * under FAVOR+ the memory is then the first part of the carried key-value state and normaliser,
+ * at a cost independent of L; dropPlaceholders removes their output rows. N = 0 (or no memory)
+ * leaves the inputs as they are. Call inside a tidy.
+ *
+ * @param inputs - the checked call
+ * @param memory - the slots, or undefined
+ * @param causal - whether the call is causal
  */
-export function attendWithMemory(
-  q: tf.Tensor,
-  k: tf.Tensor,
-  v: tf.Tensor,
-  mask: tf.Tensor | undefined,
+export function joinMemory(
+  inputs: CheckedInputs,
   memory: PersistentMemory | undefined,
-  N: number,
   causal: boolean,
-  shapes: AttentionShapes,
-  attend: AttendChecked,
-): tf.Tensor4D {
-  if (memory === undefined || N === 0) return attend(q, k, v, mask, shapes);
+): MemoryJoined {
+  const N = memory === undefined ? 0 : memory.keys.shape[1]!;
+  if (memory === undefined || N === 0) return { inputs, placeholders: 0 };
+  const { q, k, v, mask, shapes } = inputs;
   const [B, H, , d] = q.shape as [number, number, number, number];
   const dv = v.shape[3]!;
   const mk = tf.broadcastTo(tf.expandDims(memory.keys, 0), [B, H, N, d]);
   const mv = tf.broadcastTo(tf.expandDims(memory.values, 0), [B, H, N, dv]);
-  const joinedMask =
-    mask === undefined
-      ? undefined
-      : tf.concat([tf.ones([B, N]), tf.cast(tf.notEqual(mask, 0), 'float32')], 1);
-  const drop = causal ? N : 0;
-  const out = attend(
-    causal ? tf.concat([tf.zeros([B, H, N, d]), q], 2) : q,
-    tf.concat([mk, k], 2),
-    tf.concat([mv, v], 2),
-    joinedMask,
-    { ...shapes, queryLength: shapes.queryLength + drop, keyLength: shapes.keyLength + N },
-  );
-  if (drop === 0) return out;
-  return tf.slice(out, [0, 0, drop, 0], [B, H, shapes.queryLength, dv]);
+  const placeholders = causal ? N : 0;
+  return {
+    inputs: {
+      q: causal ? tf.concat([tf.zeros([B, H, N, d]), q], 2) : q,
+      k: tf.concat([mk, k], 2),
+      v: tf.concat([mv, v], 2),
+      mask:
+        mask === undefined
+          ? undefined
+          : tf.concat([tf.ones([B, N]), tf.cast(tf.notEqual(mask, 0), 'float32')], 1),
+      shapes: {
+        ...shapes,
+        queryLength: shapes.queryLength + placeholders,
+        keyLength: shapes.keyLength + N,
+      },
+    },
+    placeholders,
+  };
+}
+
+/**
+ * The output of a joined call without its placeholder rows: [B, H, Lq, dv].
+ *
+ * @param out - the joined call's output
+ * @param joined - what joinMemory returned
+ */
+export function dropPlaceholders(out: tf.Tensor4D, joined: MemoryJoined): tf.Tensor4D {
+  const n = joined.placeholders;
+  if (n === 0) return out;
+  const [B, H, L, dv] = out.shape;
+  return tf.slice(out, [0, 0, n, 0], [B, H, L - n, dv]);
 }
