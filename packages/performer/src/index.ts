@@ -4,6 +4,18 @@
  *
  * @module @kernel-attention/performer
  */
+
+export {
+  type Attend,
+  type AttentionProjections,
+  type AttentionSublayer,
+  type BlockWeights,
+  type HeadLayout,
+  multiHeadAttention,
+  type RotaryRows,
+  sinusoids,
+  transformerBlock,
+} from './block/transformer-block.js';
 export {
   type EvaluateKernelOptions,
   evaluateKernel,
@@ -24,11 +36,7 @@ export {
   PerformerEncoder,
   type PerformerEncoderConfig,
 } from './models/performer-encoder/performer-encoder.js';
-export {
-  type PerformerLMConfig,
-  type ResolvedConfig,
-  sinusoids,
-} from './models/performer-lm/config.js';
+export type { PerformerLMConfig, ResolvedConfig } from './models/performer-lm/config.js';
 export {
   type GenerateOptions,
   type LayerFeatureMap,

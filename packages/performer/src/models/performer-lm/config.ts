@@ -113,23 +113,3 @@ export function resolveConfig(fn: string, c: PerformerLMConfig): ResolvedConfig 
   }
   return r;
 }
-
-/**
- * Fixed sinusoids [length, width]: row p = [sin(p·f_0 … p·f_{w/2−1}), cos(p·f_0 …)] with
- * f_i = 10000^(−2i/w) (performer-pytorch's FixedPositionalEmbedding; also its rotary table).
- *
- * @param length - the number of positions
- * @param width - the embedding width (even)
- */
-export function sinusoids(length: number, width: number): Float32Array {
-  const half = width / 2;
-  const out = new Float32Array(length * width);
-  for (let p = 0; p < length; p++) {
-    for (let i = 0; i < half; i++) {
-      const angle = p * 10000 ** (-(2 * i) / width);
-      out[p * width + i] = Math.sin(angle);
-      out[p * width + half + i] = Math.cos(angle);
-    }
-  }
-  return out;
-}

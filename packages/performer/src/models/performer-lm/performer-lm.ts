@@ -18,30 +18,23 @@ import {
   sampleLogits,
 } from '@kernel-attention/random-features';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyRotary, dense, gelu, layerNorm, rotateEveryTwo } from '../../ops.js';
+import {
+  type Attend,
+  type AttentionProjections,
+  type BlockWeights,
+  type HeadLayout,
+  multiHeadAttention,
+  sinusoids,
+  transformerBlock,
+} from '../../block/transformer-block.js';
+import { dense, layerNorm, rotateEveryTwo } from '../../ops.js';
 import { readSafetensors, readSafetensorsMetadata, writeSafetensors } from '../../safetensors.js';
-import { type PerformerLMConfig, type ResolvedConfig, resolveConfig, sinusoids } from './config.js';
+import { type PerformerLMConfig, type ResolvedConfig, resolveConfig } from './config.js';
 
-/** Weights of one layer; projections as [in, out] (x·W). */
-export interface PerformerLayerWeights {
-  norm1Gamma: tf.Tensor1D;
-  norm1Beta: tf.Tensor1D;
-  wq: tf.Tensor2D;
-  wk: tf.Tensor2D;
-  wv: tf.Tensor2D;
-  bq?: tf.Tensor1D;
-  bk?: tf.Tensor1D;
-  bv?: tf.Tensor1D;
-  wo: tf.Tensor2D;
-  bo?: tf.Tensor1D;
+/** Weights of one layer: the block's (projections as [in, out], x·W) and its FAVOR+ projection. */
+export interface PerformerLayerWeights extends BlockWeights, AttentionProjections {
   /** FAVOR+ projection ω [nbFeatures, dimHead]. */
   projection: Matrix;
-  norm2Gamma: tf.Tensor1D;
-  norm2Beta: tf.Tensor1D;
-  w1: tf.Tensor2D;
-  b1: tf.Tensor1D;
-  w2: tf.Tensor2D;
-  b2: tf.Tensor1D;
 }
 
 export interface PerformerLMWeights {
@@ -210,35 +203,15 @@ export class PerformerLM {
     return rows;
   }
 
-  /** Rotary embedding of t [B, H, N, dh] at positions start … start + N − 1. */
-  private rotary(t: tf.Tensor, start: number): tf.Tensor {
+  /** Heads, head size and the rotary rows of positions start … start + N − 1. */
+  private layout(start: number, N: number): HeadLayout {
+    const { heads, dimHead } = this.config;
     const table = this.weights.rotaryTable;
-    if (table === null || this.rotateMatrix === null) return t;
-    const rows = tf.slice(table, [start, 0], [t.shape[2]!, this.config.dimHead]);
-    return applyRotary(t, rows, this.rotateMatrix);
-  }
-
-  /** [B, N, dim] → q, k, v [B, H, N, dh] of one layer (rotary applied to q and k). */
-  private qkv(l: PerformerLayerWeights, a: tf.Tensor, start: number) {
-    const [B, N] = a.shape as [number, number];
-    const { heads: H, dimHead: dh } = this.config;
-    const split = (w: tf.Tensor2D, b?: tf.Tensor1D) =>
-      tf.transpose(tf.reshape(dense(a, w, b), [B, N, H, dh]), [0, 2, 1, 3]);
-    return {
-      q: this.rotary(split(l.wq, l.bq), start),
-      k: this.rotary(split(l.wk, l.bk), start),
-      v: split(l.wv, l.bv),
-    };
-  }
-
-  private mergeHeads(o: tf.Tensor): tf.Tensor {
-    const [B, H, N, dh] = o.shape as [number, number, number, number];
-    return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B, N, H * dh]);
-  }
-
-  private feedForward(l: PerformerLayerWeights, h: tf.Tensor): tf.Tensor {
-    const b = layerNorm(h, l.norm2Gamma, l.norm2Beta);
-    return tf.add(h, dense(gelu(dense(b, l.w1, l.b1)), l.w2, l.b2));
+    const rotary =
+      table === null || this.rotateMatrix === null
+        ? null
+        : { rows: tf.slice(table, [start, 0], [N, dimHead]), rotate: this.rotateMatrix };
+    return { heads, dimHead, rotary };
   }
 
   private embed(tokens: tf.Tensor2D, start: number, flatIds: number[]): tf.Tensor {
@@ -311,11 +284,14 @@ export class PerformerLM {
     const ids = tf.tensor2d(rows, [B, N], 'int32');
     const result = tf.tidy(() => {
       let h = this.embed(ids, 0, rows.flat());
+      const layout = this.layout(0, N);
       this.weights.layers.forEach((l, i) => {
-        const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), 0);
-        onAttentionInputs?.(q, k, v);
-        const o = this.attend(i, q, k, v, maskTensor);
-        h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(o), l.wo, l.bo)));
+        h = transformerBlock(l, h, (a) =>
+          multiHeadAttention(l, a, layout, (q, k, v) => {
+            onAttentionInputs?.(q, k, v);
+            return this.attend(i, q, k, v, maskTensor);
+          }),
+        );
       });
       return out(h);
     });
@@ -390,15 +366,19 @@ export class PerformerLM {
     const previous = [...states];
     const out = tf.tidy(() => {
       let h = this.embed(ids, position, tokens); // [B, 1, dim]
+      const layout = this.layout(position, 1);
       this.weights.layers.forEach((l, i) => {
-        const { q, k, v } = this.qkv(l, layerNorm(h, l.norm1Gamma, l.norm1Beta), position);
-        const { output, state } = favorCausalStep(states[i]!, q, k, v, {
-          featureMap: this.featureMaps[i]!,
-          denominatorEps: this.config.denominatorEps,
-        });
-        for (const t of [state.kv, state.ref, state.vSum]) tf.keep(t); // the state outlives this step
-        states[i] = state;
-        h = this.feedForward(l, tf.add(h, dense(this.mergeHeads(output), l.wo, l.bo)));
+        // one token on the layer's recurrent state, which the step advances
+        const step: Attend = (q, k, v) => {
+          const { output, state } = favorCausalStep(states[i]!, q, k, v, {
+            featureMap: this.featureMaps[i]!,
+            denominatorEps: this.config.denominatorEps,
+          });
+          for (const t of [state.kv, state.ref, state.vSum]) tf.keep(t); // the state outlives this step
+          states[i] = state;
+          return output;
+        };
+        h = transformerBlock(l, h, (a) => multiHeadAttention(l, a, layout, step));
       });
       return tf.reshape(this.head(h), [tokens.length, this.config.numTokens]) as tf.Tensor2D;
     });
