@@ -277,6 +277,22 @@ function splitOffset(
   };
 }
 
+/** The tensors a Prepared holds. */
+const tensorsOf = (p: Prepared): tf.Tensor[] =>
+  [p.query, p.key, p.projection, p.b, p.queryOffset, p.keyOffset].filter(
+    (t): t is tf.Tensor => t !== null,
+  );
+
+/** `make()` in a tidy that keeps the returned Prepared's tensors (and frees everything else). */
+function tidyPrepared(make: () => Prepared): Prepared {
+  let prepared: Prepared | null = null;
+  tf.tidy(() => {
+    prepared = make();
+    for (const t of tensorsOf(prepared)) tf.keep(t);
+  });
+  return prepared!;
+}
+
 /** x with a zero gradient: statistics never carry one (DESIGN of the fits). */
 const constant = (x: tf.Tensor): tf.Tensor =>
   tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
@@ -428,8 +444,7 @@ class DenseExponentialMap implements FeatureMap {
         );
       }
     }
-    // tidy keeps the tensors of the returned object (nulls are fine at run time; the type says TensorContainer)
-    const prepared = tf.tidy((): tf.TensorContainer => {
+    const prepared = tidyPrepared((): Prepared => {
       const c = this.holder.normalizer;
       const x = tf.mul(constant(tf.reshape(q, [G, -1, d])), c);
       const y = tf.mul(constant(tf.reshape(k, [G, -1, d])), c);
@@ -469,7 +484,7 @@ class DenseExponentialMap implements FeatureMap {
           key: scale === null ? null : tf.reciprocal(scale),
           projection: null,
           ...withSplit(this.oprfScaleAndOffset(A)),
-        } satisfies Prepared as unknown as tf.TensorContainer;
+        };
       }
       if (!backendCapabilities().syncReads) {
         throw new Error(
@@ -503,7 +518,7 @@ class DenseExponentialMap implements FeatureMap {
           key: stack((f) => f.psi2!),
           projection: null,
           ...withSplit(this.oprfScaleAndOffset(A)),
-        } satisfies Prepared as unknown as tf.TensorContainer;
+        };
       }
       // SDERF: projection rows ω_rᵀB, offsets ω_rᵀAω_r + ln D
       const projections = new Float32Array(G * m * d);
@@ -533,8 +548,8 @@ class DenseExponentialMap implements FeatureMap {
         projection: tf.tensor3d(projections, [G, m, d]),
         b: null,
         ...splitOffset(tf.tensor3d(offsets, [G, 1, m]), normQ, normK),
-      } satisfies Prepared as unknown as tf.TensorContainer;
-    }) as unknown as Prepared;
+      };
+    });
     return new DenseExponentialMap(
       this.name,
       this.variant,
@@ -617,12 +632,7 @@ class DenseExponentialMap implements FeatureMap {
       this.holder.dispose();
       return;
     }
-    const p = this.prepared;
-    tf.dispose(
-      [p.query, p.key, p.projection, p.b, p.queryOffset, p.keyOffset].filter(
-        (t): t is tf.Tensor => t !== null,
-      ),
-    );
+    tf.dispose(tensorsOf(this.prepared));
   }
 }
 
