@@ -127,77 +127,94 @@ export function fitDenseExponential(
     const A = variant === 'favor+' ? 0 : oprfOptimalA(phi, d);
     return { variant, A, objective: oprfLogSecondMoment(A, d, phi) };
   }
-  if (variant === 'saderf') {
-    const psi = Float64Array.from({ length: d }, (_, l) => {
-      const a = m1[l * d + l]!;
-      const b = m2[l * d + l]!;
-      return ((b + 1e-12) / (a + 1e-12)) ** 0.25;
-    });
-    let phi = cross;
-    for (let l = 0; l < d; l++)
-      phi += psi[l]! ** 2 * m1[l * d + l]! + m2[l * d + l]! / psi[l]! ** 2;
-    const A = oprfOptimalA(phi, d);
-    return { variant, A, psi, objective: oprfLogSecondMoment(A, d, phi) };
-  }
-  if (variant === 'aderf') {
-    // Ψ1 = Σ^{1/2} Vᵀ M1^{-1/2}, Ψ2 = Σ^{-1/2} Vᵀ M1^{1/2} with S = M2^{1/2} M1^{1/2} = U Σ Vᵀ:
-    // Ψ1ᵀΨ2 = I and tr(Ψ1 M1 Ψ1ᵀ) = tr(Ψ2 M2 Ψ2ᵀ) = tr Σ, the minimum of their sum
-    // Ridge λ = 1e-3·tr(M)/d (+ an absolute floor): a rank-deficient M1 or M2 (fewer positions
-    // than dimensions, e.g. one token) would otherwise send σ → 0 and Ψ2 → ∞ (NaN features in
-    // float32). Any regularized pair still has Ψ1ᵀΨ2 = I exactly, so the estimator stays
-    // unbiased; the condition number of each Ψ stays below (1e3·d)^{1/2}.
-    const reg = (m: Float64Array) => {
-      const out = Float64Array.from(m);
-      const eps = 1e-3 * (Math.max(trace(m, d), 0) / d) + 1e-12;
-      for (let i = 0; i < d; i++) out[i * d + i]! += eps;
-      return out;
+  if (variant === 'saderf') return fitSaderf(s, cross);
+  if (variant === 'aderf') return fitAderf(s, cross);
+  return fitSderf(s);
+}
+
+/** SADERF: a diagonal rescaling ψ per dimension, then the OPRF fit. */
+function fitSaderf(s: AttentionStatistics, cross: number): DenseExponentialFit {
+  const { d, m1, m2 } = s;
+  const variant = 'saderf';
+  const psi = Float64Array.from({ length: d }, (_, l) => {
+    const a = m1[l * d + l]!;
+    const b = m2[l * d + l]!;
+    return ((b + 1e-12) / (a + 1e-12)) ** 0.25;
+  });
+  let phi = cross;
+  for (let l = 0; l < d; l++) phi += psi[l]! ** 2 * m1[l * d + l]! + m2[l * d + l]! / psi[l]! ** 2;
+  const A = oprfOptimalA(phi, d);
+  return { variant, A, psi, objective: oprfLogSecondMoment(A, d, phi) };
+}
+
+/**
+ * ADERF: x → Ψ1x, y → Ψ2y with Ψ1ᵀΨ2 = I chosen to minimise the traces, then the OPRF fit.
+ */
+function fitAderf(s: AttentionStatistics, cross: number): DenseExponentialFit {
+  const { d, m1, m2 } = s;
+  const variant = 'aderf';
+  // Ψ1 = Σ^{1/2} Vᵀ M1^{-1/2}, Ψ2 = Σ^{-1/2} Vᵀ M1^{1/2} with S = M2^{1/2} M1^{1/2} = U Σ Vᵀ:
+  // Ψ1ᵀΨ2 = I and tr(Ψ1 M1 Ψ1ᵀ) = tr(Ψ2 M2 Ψ2ᵀ) = tr Σ, the minimum of their sum
+  // Ridge λ = 1e-3·tr(M)/d (+ an absolute floor): a rank-deficient M1 or M2 (fewer positions
+  // than dimensions, e.g. one token) would otherwise send σ → 0 and Ψ2 → ∞ (NaN features in
+  // float32). Any regularized pair still has Ψ1ᵀΨ2 = I exactly, so the estimator stays
+  // unbiased; the condition number of each Ψ stays below (1e3·d)^{1/2}.
+  const reg = (m: Float64Array) => {
+    const out = Float64Array.from(m);
+    const eps = 1e-3 * (Math.max(trace(m, d), 0) / d) + 1e-12;
+    for (let i = 0; i < d; i++) out[i * d + i]! += eps;
+    return out;
+  };
+  const e1 = symmetricEigen(reg(m1), d);
+  const e2 = symmetricEigen(reg(m2), d);
+  const pos = (x: number) => Math.max(x, 1e-300);
+  const m1Half = spectralFunction(e1, d, (x) => Math.sqrt(pos(x)));
+  const m1InvHalf = spectralFunction(e1, d, (x) => 1 / Math.sqrt(pos(x)));
+  const m2Half = spectralFunction(e2, d, (x) => Math.sqrt(pos(x)));
+  const S = matmul(m2Half, m1Half, d, d, d);
+  const eS = symmetricEigen(matmul(transpose(S, d, d), S, d, d, d), d); // SᵀS = V Σ² Vᵀ
+  const sigma = eS.values.map((x) => Math.sqrt(pos(x)));
+  const vT = transpose(eS.vectors, d, d);
+  const scaleRows = (m: Float64Array, f: (i: number) => number) =>
+    m.map((x, idx) => x * f(Math.floor(idx / d)));
+  const psi1 = matmul(
+    scaleRows(vT, (i) => Math.sqrt(sigma[i]!)),
+    m1InvHalf,
+    d,
+    d,
+    d,
+  );
+  const psi2 = matmul(
+    scaleRows(vT, (i) => 1 / Math.sqrt(sigma[i]!)),
+    m1Half,
+    d,
+    d,
+    d,
+  );
+  const quad = (psi: Float64Array, m: Float64Array) =>
+    trace(matmul(matmul(psi, m, d, d, d), transpose(psi, d, d), d, d, d), d);
+  if (![...psi1, ...psi2].every(Number.isFinite)) {
+    // a numerically failed eigen-fit: Ψ1 = Ψ2 = I (OPRF), finite and unbiased
+    const identity = Float64Array.from({ length: d * d }, (_, i) => (i % (d + 1) === 0 ? 1 : 0));
+    const phi0 = trace(m1, d) + trace(m2, d) + cross;
+    const A0 = oprfOptimalA(phi0, d);
+    return {
+      variant,
+      A: A0,
+      psi1: identity,
+      psi2: Float64Array.from(identity),
+      objective: oprfLogSecondMoment(A0, d, phi0),
     };
-    const e1 = symmetricEigen(reg(m1), d);
-    const e2 = symmetricEigen(reg(m2), d);
-    const pos = (x: number) => Math.max(x, 1e-300);
-    const m1Half = spectralFunction(e1, d, (x) => Math.sqrt(pos(x)));
-    const m1InvHalf = spectralFunction(e1, d, (x) => 1 / Math.sqrt(pos(x)));
-    const m2Half = spectralFunction(e2, d, (x) => Math.sqrt(pos(x)));
-    const S = matmul(m2Half, m1Half, d, d, d);
-    const eS = symmetricEigen(matmul(transpose(S, d, d), S, d, d, d), d); // SᵀS = V Σ² Vᵀ
-    const sigma = eS.values.map((x) => Math.sqrt(pos(x)));
-    const vT = transpose(eS.vectors, d, d);
-    const scaleRows = (m: Float64Array, f: (i: number) => number) =>
-      m.map((x, idx) => x * f(Math.floor(idx / d)));
-    const psi1 = matmul(
-      scaleRows(vT, (i) => Math.sqrt(sigma[i]!)),
-      m1InvHalf,
-      d,
-      d,
-      d,
-    );
-    const psi2 = matmul(
-      scaleRows(vT, (i) => 1 / Math.sqrt(sigma[i]!)),
-      m1Half,
-      d,
-      d,
-      d,
-    );
-    const quad = (psi: Float64Array, m: Float64Array) =>
-      trace(matmul(matmul(psi, m, d, d, d), transpose(psi, d, d), d, d, d), d);
-    if (![...psi1, ...psi2].every(Number.isFinite)) {
-      // a numerically failed eigen-fit: Ψ1 = Ψ2 = I (OPRF), finite and unbiased
-      const identity = Float64Array.from({ length: d * d }, (_, i) => (i % (d + 1) === 0 ? 1 : 0));
-      const phi0 = trace(m1, d) + trace(m2, d) + cross;
-      const A0 = oprfOptimalA(phi0, d);
-      return {
-        variant,
-        A: A0,
-        psi1: identity,
-        psi2: Float64Array.from(identity),
-        objective: oprfLogSecondMoment(A0, d, phi0),
-      };
-    }
-    const phi = quad(psi1, m1) + quad(psi2, m2) + cross;
-    const A = oprfOptimalA(phi, d);
-    return { variant, A, psi1, psi2, objective: oprfLogSecondMoment(A, d, phi) };
   }
-  // SDERF: per eigen-direction of M = M1 + M2 + x̄ȳᵀ + ȳx̄ᵀ the 1-D OPRF fit
+  const phi = quad(psi1, m1) + quad(psi2, m2) + cross;
+  const A = oprfOptimalA(phi, d);
+  return { variant, A, psi1, psi2, objective: oprfLogSecondMoment(A, d, phi) };
+}
+
+/** SDERF: per eigen-direction of M = M1 + M2 + x̄ȳᵀ + ȳx̄ᵀ the 1-D OPRF fit. */
+function fitSderf(s: AttentionStatistics): DenseExponentialFit {
+  const { d, m1, m2, xbar, ybar } = s;
+  const variant = 'sderf';
   const m = new Float64Array(d * d);
   for (let i = 0; i < d; i++) {
     for (let j = 0; j < d; j++) {
@@ -275,6 +292,22 @@ function splitOffset(
     queryOffset: tf.mul(twice, toQuery),
     keyOffset: tf.mul(twice, tf.sub(1, toQuery)),
   };
+}
+
+/** One call's statistics per group (x̂, ŷ scaled by d^-1/4; w the keys' keep weights). */
+interface CallStatistics {
+  G: number;
+  x: tf.Tensor;
+  y: tf.Tensor;
+  /** [G, Lk, 1] */
+  w: tf.Tensor;
+  /** unpadded keys per group [G, 1, 1] (at least 1) */
+  nk: tf.Tensor;
+  xbar: tf.Tensor;
+  ybar: tf.Tensor;
+  /** mean |x̂|², |ŷ|² [G, 1, 1] */
+  normQ: tf.Tensor;
+  normK: tf.Tensor;
 }
 
 /** The tensors a Prepared holds. */
@@ -426,6 +459,29 @@ class DenseExponentialMap implements FeatureMap {
    */
   prepare(q: tf.Tensor, k: tf.Tensor, keep: tf.Tensor | null): FeatureMap & { dispose(): void } {
     const fn = `${this.name}.prepare`;
+    const G = this.checkPrepare(fn, q, k, keep);
+    const prepared = tidyPrepared((): Prepared => {
+      const s = this.statistics(G, q, k, keep);
+      if (this.variant === 'oprf' || this.variant === 'saderf') return this.fitOnDevice(s);
+      if (!backendCapabilities().syncReads) {
+        throw new Error(
+          `${fn}: the ${this.variant} fit solves d×d eigenproblems on the CPU and needs synchronous reads, which tfjs-${tf.getBackend()} does not offer; use 'oprf' or 'saderf' there`,
+        );
+      }
+      return this.fitOnHost(s);
+    });
+    return new DenseExponentialMap(
+      this.name,
+      this.variant,
+      { projection: this.w, eps: this.eps, antithetic: this.antithetic },
+      prepared,
+      G,
+      this.holder,
+    );
+  }
+
+  /** Checks prepare's inputs; returns the number of (batch, head) groups G. */
+  private checkPrepare(fn: string, q: tf.Tensor, k: tf.Tensor, keep: tf.Tensor | null): number {
     this.holder.assertInput(fn, q);
     this.holder.assertInput(fn, k);
     const d = this.holder.cols;
@@ -444,120 +500,143 @@ class DenseExponentialMap implements FeatureMap {
         );
       }
     }
-    const prepared = tidyPrepared((): Prepared => {
-      const c = this.holder.normalizer;
-      const x = tf.mul(constant(tf.reshape(q, [G, -1, d])), c);
-      const y = tf.mul(constant(tf.reshape(k, [G, -1, d])), c);
-      const w =
-        keep === null
-          ? tf.onesLike(tf.slice(y, [0, 0, 0], [G, -1, 1]))
-          : tf.reshape(keep, [G, -1, 1]);
-      const nk = tf.maximum(tf.sum(w, 1, true), 1); // [G, 1, 1]
-      const xbar = tf.mean(x, 1, true); // [G, 1, d]
-      const ybar = tf.div(tf.sum(tf.mul(y, w), 1, true), nk);
+    return G;
+  }
+
+  /** The call's statistics per group (no gradient through them); inside prepare's tidy. */
+  private statistics(
+    G: number,
+    q: tf.Tensor,
+    k: tf.Tensor,
+    keep: tf.Tensor | null,
+  ): CallStatistics {
+    const d = this.holder.cols;
+    const c = this.holder.normalizer;
+    const x = tf.mul(constant(tf.reshape(q, [G, -1, d])), c);
+    const y = tf.mul(constant(tf.reshape(k, [G, -1, d])), c);
+    const w =
+      keep === null
+        ? tf.onesLike(tf.slice(y, [0, 0, 0], [G, -1, 1]))
+        : tf.reshape(keep, [G, -1, 1]);
+    const nk = tf.maximum(tf.sum(w, 1, true), 1); // [G, 1, 1]
+    return {
+      G,
+      x,
+      y,
+      w,
+      nk,
+      xbar: tf.mean(x, 1, true), // [G, 1, d]
+      ybar: tf.div(tf.sum(tf.mul(y, w), 1, true), nk),
       // mean |x̂|² and |ŷ|² (unpadded keys): which role takes the exponent offsets
-      const normQ = tf.mean(tf.sum(tf.square(x), -1, true), 1, true);
-      const normK = tf.div(tf.sum(tf.mul(tf.sum(tf.square(y), -1, true), w), 1, true), nk);
-      const withSplit = (o: { b: tf.Tensor; offset: tf.Tensor }) => ({
-        b: o.b,
-        ...splitOffset(o.offset, normQ, normK),
-      });
-      if (this.variant === 'oprf' || this.variant === 'saderf') {
-        const m1 = tf.mean(tf.square(x), 1, true); // [G, 1, d] diagonal of M1
-        const m2 = tf.div(tf.sum(tf.mul(tf.square(y), w), 1, true), nk);
-        const cross = tf.mul(tf.sum(tf.mul(xbar, ybar), -1, true), 2);
-        let phi: tf.Tensor;
-        let scale: tf.Tensor | null = null;
-        if (this.variant === 'saderf') {
-          const psi2 = tf.sqrt(tf.div(tf.add(m2, 1e-12), tf.add(m1, 1e-12))); // ψ²
-          phi = tf.add(tf.sum(tf.add(tf.mul(psi2, m1), tf.div(m2, psi2)), -1, true), cross);
-          scale = tf.sqrt(psi2); // ψ
-        } else {
-          phi = tf.add(tf.sum(tf.add(m1, m2), -1, true), cross);
-        }
-        phi = tf.maximum(phi, 0); // [G, 1, 1]
-        const dp = tf.add(tf.mul(phi, 2), d);
-        const rho = tf.div(2 * d, tf.add(dp, tf.sqrt(tf.add(tf.square(dp), tf.mul(phi, 8 * d)))));
-        const A = tf.div(tf.sub(1, tf.reciprocal(rho)), 8);
-        return {
-          query: scale,
-          key: scale === null ? null : tf.reciprocal(scale),
-          projection: null,
-          ...withSplit(this.oprfScaleAndOffset(A)),
-        };
-      }
-      if (!backendCapabilities().syncReads) {
-        throw new Error(
-          `${fn}: the ${this.variant} fit solves d×d eigenproblems on the CPU and needs synchronous reads, which tfjs-${tf.getBackend()} does not offer; use 'oprf' or 'saderf' there`,
-        );
-      }
-      // ADERF / SDERF: the d×d statistics to the CPU, fitted in Float64
-      const m1 = tf.div(matMul(x, x, true, false), x.shape[1]!); // [G, d, d]
-      const yw = tf.mul(y, w);
-      const m2 = tf.div(matMul(yw, y, true, false), nk);
-      const [m1d, m2d, xd, yd] = [m1, m2, xbar, ybar].map((t) => t.dataSync());
-      const fits = Array.from({ length: G }, (_, g) =>
-        fitDenseExponential(this.variant, {
-          d,
-          m1: Float64Array.from(m1d!.subarray(g * d * d, (g + 1) * d * d)),
-          m2: Float64Array.from(m2d!.subarray(g * d * d, (g + 1) * d * d)),
-          xbar: Float64Array.from(xd!.subarray(g * d, (g + 1) * d)),
-          ybar: Float64Array.from(yd!.subarray(g * d, (g + 1) * d)),
-        }),
-      );
-      const m = this.numFeatures;
-      if (this.variant === 'aderf') {
-        const stack = (pick: (f: DenseExponentialFit) => Float64Array) =>
-          tf.tensor3d(Float32Array.from(fits.flatMap((f) => Array.from(pick(f)))), [G, d, d]);
-        const A = tf.tensor3d(
+      normQ: tf.mean(tf.sum(tf.square(x), -1, true), 1, true),
+      normK: tf.div(tf.sum(tf.mul(tf.sum(tf.square(y), -1, true), w), 1, true), nk),
+    };
+  }
+
+  /** OPRF and SADERF: tensor ops on every backend (diagonal statistics only). */
+  private fitOnDevice(s: CallStatistics): Prepared {
+    const d = this.holder.cols;
+    const m1 = tf.mean(tf.square(s.x), 1, true); // [G, 1, d] diagonal of M1
+    const m2 = tf.div(tf.sum(tf.mul(tf.square(s.y), s.w), 1, true), s.nk);
+    const cross = tf.mul(tf.sum(tf.mul(s.xbar, s.ybar), -1, true), 2);
+    let phi: tf.Tensor;
+    let scale: tf.Tensor | null = null;
+    if (this.variant === 'saderf') {
+      const psi2 = tf.sqrt(tf.div(tf.add(m2, 1e-12), tf.add(m1, 1e-12))); // ψ²
+      phi = tf.add(tf.sum(tf.add(tf.mul(psi2, m1), tf.div(m2, psi2)), -1, true), cross);
+      scale = tf.sqrt(psi2); // ψ
+    } else {
+      phi = tf.add(tf.sum(tf.add(m1, m2), -1, true), cross);
+    }
+    phi = tf.maximum(phi, 0); // [G, 1, 1]
+    const dp = tf.add(tf.mul(phi, 2), d);
+    const rho = tf.div(2 * d, tf.add(dp, tf.sqrt(tf.add(tf.square(dp), tf.mul(phi, 8 * d)))));
+    const A = tf.div(tf.sub(1, tf.reciprocal(rho)), 8);
+    const { b, offset } = this.oprfScaleAndOffset(A);
+    return {
+      query: scale,
+      key: scale === null ? null : tf.reciprocal(scale),
+      projection: null,
+      b,
+      ...splitOffset(offset, s.normQ, s.normK),
+    };
+  }
+
+  /** ADERF and SDERF: the d×d statistics read to the CPU and fitted in Float64. */
+  private fitOnHost(s: CallStatistics): Prepared {
+    const d = this.holder.cols;
+    const G = s.G;
+    const m1 = tf.div(matMul(s.x, s.x, true, false), s.x.shape[1]!); // [G, d, d]
+    const m2 = tf.div(matMul(tf.mul(s.y, s.w), s.y, true, false), s.nk);
+    const [m1d, m2d, xd, yd] = [m1, m2, s.xbar, s.ybar].map((t) => t.dataSync());
+    const fits = Array.from({ length: G }, (_, g) =>
+      fitDenseExponential(this.variant, {
+        d,
+        m1: Float64Array.from(m1d!.subarray(g * d * d, (g + 1) * d * d)),
+        m2: Float64Array.from(m2d!.subarray(g * d * d, (g + 1) * d * d)),
+        xbar: Float64Array.from(xd!.subarray(g * d, (g + 1) * d)),
+        ybar: Float64Array.from(yd!.subarray(g * d, (g + 1) * d)),
+      }),
+    );
+    if (this.variant === 'aderf') {
+      const stack = (pick: (f: DenseExponentialFit) => Float64Array) =>
+        tf.tensor3d(Float32Array.from(fits.flatMap((f) => Array.from(pick(f)))), [G, d, d]);
+      const { b, offset } = this.oprfScaleAndOffset(
+        tf.tensor3d(
           fits.map((f) => f.A!),
           [G, 1, 1],
-        );
-        return {
-          query: stack((f) => f.psi1!),
-          key: stack((f) => f.psi2!),
-          projection: null,
-          ...withSplit(this.oprfScaleAndOffset(A)),
-        };
-      }
-      // SDERF: projection rows ω_rᵀB, offsets ω_rᵀAω_r + ln D
-      const projections = new Float32Array(G * m * d);
-      const offsets = new Float32Array(G * m);
-      fits.forEach((f, g) => {
-        const Q = f.q!;
-        const a = f.a!;
-        const bMat = spectralFunction(
-          { values: Float64Array.from(a, (x) => Math.sqrt(1 - 4 * x)), vectors: Q },
-          d,
-          (x) => x,
-        );
-        const wB = matmul(this.w.data, bMat, m, d, d);
-        projections.set(wB, g * m * d);
-        const wQ = matmul(this.w.data, Q, m, d, d); // coordinates of ω_r in the eigenbasis
-        let logD = 0;
-        for (let l = 0; l < d; l++) logD += Math.log(1 - 4 * a[l]!) / 4;
-        for (let r = 0; r < m; r++) {
-          let s = 0;
-          for (let l = 0; l < d; l++) s += a[l]! * wQ[r * d + l]! ** 2;
-          offsets[g * m + r] = s + logD;
-        }
-      });
+        ),
+      );
       return {
-        query: null,
-        key: null,
-        projection: tf.tensor3d(projections, [G, m, d]),
-        b: null,
-        ...splitOffset(tf.tensor3d(offsets, [G, 1, m]), normQ, normK),
+        query: stack((f) => f.psi1!),
+        key: stack((f) => f.psi2!),
+        projection: null,
+        b,
+        ...splitOffset(offset, s.normQ, s.normK),
       };
+    }
+    const { projection, offset } = this.sderfParameters(fits);
+    return {
+      query: null,
+      key: null,
+      projection,
+      b: null,
+      ...splitOffset(offset, s.normQ, s.normK),
+    };
+  }
+
+  /** SDERF per group: projection rows ω_rᵀB [G, m, d] and offsets ω_rᵀAω_r + ln D [G, 1, m]. */
+  private sderfParameters(fits: DenseExponentialFit[]): {
+    projection: tf.Tensor;
+    offset: tf.Tensor;
+  } {
+    const d = this.holder.cols;
+    const m = this.numFeatures;
+    const G = fits.length;
+    const projections = new Float32Array(G * m * d);
+    const offsets = new Float32Array(G * m);
+    fits.forEach((f, g) => {
+      const Q = f.q!;
+      const a = f.a!;
+      const bMat = spectralFunction(
+        { values: Float64Array.from(a, (x) => Math.sqrt(1 - 4 * x)), vectors: Q },
+        d,
+        (x) => x,
+      );
+      projections.set(matmul(this.w.data, bMat, m, d, d), g * m * d);
+      const wQ = matmul(this.w.data, Q, m, d, d); // coordinates of ω_r in the eigenbasis
+      let logD = 0;
+      for (let l = 0; l < d; l++) logD += Math.log(1 - 4 * a[l]!) / 4;
+      for (let r = 0; r < m; r++) {
+        let s = 0;
+        for (let l = 0; l < d; l++) s += a[l]! * wQ[r * d + l]! ** 2;
+        offsets[g * m + r] = s + logD;
+      }
     });
-    return new DenseExponentialMap(
-      this.name,
-      this.variant,
-      { projection: this.w, eps: this.eps, antithetic: this.antithetic },
-      prepared,
-      G,
-      this.holder,
-    );
+    return {
+      projection: tf.tensor3d(projections, [G, m, d]),
+      offset: tf.tensor3d(offsets, [G, 1, m]),
+    };
   }
 
   /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assertRole } from './exp-features.js';
-import type { FeatureMap, FeatureRole } from './feature-map.js';
+import type { FeatureMap, FeatureRole, KeyParts } from './feature-map.js';
 import { expBelow } from './packed-lanes.js';
 import { type Projection, ProjectionHolder } from './projection.js';
 import { assertOptions, assertTensor, shapeString } from './validate.js';
@@ -55,104 +55,120 @@ function kernelFn(fn: KernelFunction): (t: tf.Tensor) => tf.Tensor {
  */
 export function generalized(opts: GeneralizedOptions): FeatureMap & { dispose(): void } {
   assertOptions('generalized', opts, '{ fn, projection?, kernelEps? }');
-  const name = 'generalized';
-  const f = kernelFn(opts.fn);
-  const kernelEps = opts.kernelEps ?? 1e-3;
-  if (!(Number.isFinite(kernelEps) && kernelEps >= 0)) {
-    throw new RangeError(
-      `${name}: kernelEps must be a finite number >= 0, got ${describe(opts.kernelEps)}`,
-    );
+  return new GeneralizedMap(opts);
+}
+
+/** See generalized(). */
+class GeneralizedMap implements FeatureMap {
+  readonly name: string;
+  readonly floor: number;
+  /** The exp kernel only: key features as e^{ℓ_j}·base_j, for attention's own stabilizer. */
+  readonly keyParts?: (x: tf.Tensor) => KeyParts;
+  private readonly f: (t: tf.Tensor) => tf.Tensor;
+  private readonly holder: ProjectionHolder | null;
+  private readonly stabilizedExp: boolean;
+  /** d, known from the projection or inputDim, else learnt from the first input. */
+  private dim: number | undefined;
+
+  constructor(opts: GeneralizedOptions) {
+    const name = 'generalized';
+    this.f = kernelFn(opts.fn);
+    const kernelEps = opts.kernelEps ?? 1e-3;
+    if (!(Number.isFinite(kernelEps) && kernelEps >= 0)) {
+      throw new RangeError(
+        `${name}: kernelEps must be a finite number >= 0, got ${describe(opts.kernelEps)}`,
+      );
+    }
+    this.floor = kernelEps;
+    this.holder = opts.projection == null ? null : new ProjectionHolder(name, opts.projection);
+    this.dim = this.holder?.cols ?? opts.inputDim;
+    if (this.dim !== undefined && !(Number.isInteger(this.dim) && this.dim > 0)) {
+      throw new RangeError(
+        `${name}: inputDim must be a positive integer, got ${describe(this.dim)}`,
+      );
+    }
+    if (this.holder !== null && opts.inputDim !== undefined && opts.inputDim !== this.holder.cols) {
+      throw new RangeError(
+        `${name}: inputDim ${opts.inputDim} does not match the projection's ${this.holder.cols} columns`,
+      );
+    }
+    this.name = `${name}(${typeof opts.fn === 'function' ? 'custom' : opts.fn})`;
+    this.stabilizedExp = opts.fn === 'exp';
+    if (this.stabilizedExp) this.keyParts = (x) => this.expKeyParts(x);
   }
-  const holder = opts.projection == null ? null : new ProjectionHolder(name, opts.projection);
-  let dim: number | undefined = holder?.cols ?? opts.inputDim;
-  if (dim !== undefined && !(Number.isInteger(dim) && dim > 0)) {
-    throw new RangeError(`${name}: inputDim must be a positive integer, got ${describe(dim)}`);
+
+  get numFeatures(): number {
+    if (this.holder !== null) return this.holder.rows;
+    if (this.dim === undefined) {
+      throw new Error(
+        'generalized: numFeatures is unknown for a map without projection until it sees an input; pass inputDim',
+      );
+    }
+    return this.dim;
   }
-  if (holder !== null && opts.inputDim !== undefined && opts.inputDim !== holder.cols) {
-    throw new RangeError(
-      `${name}: inputDim ${opts.inputDim} does not match the projection's ${holder.cols} columns`,
-    );
+
+  features(x: tf.Tensor, role: FeatureRole): tf.Tensor {
+    return this.compute(x, role, true);
   }
-  const fnLabel = typeof opts.fn === 'function' ? 'custom' : opts.fn;
-  const stabilizedExp = opts.fn === 'exp';
-  const compute = (x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor => {
-    assertRole(name, role);
+
+  featuresWithoutFloor(x: tf.Tensor, role: FeatureRole): tf.Tensor {
+    return this.compute(x, role, false);
+  }
+
+  dispose(): void {
+    this.holder?.dispose();
+  }
+
+  /** W·x̂ (or x̂ without a projection) [..., L, m], the input checked. */
+  private preactivation(x: tf.Tensor): tf.Tensor {
+    const fn = 'generalized.features';
+    if (this.holder !== null) {
+      return tf.reshape(this.holder.project(fn, x), [...x.shape.slice(0, -1), this.holder.rows]);
+    }
+    assertTensor(fn, 'x', x, { rank: [2, 99], dtype: 'float32' }, '[..., length, dim]');
+    const d = x.shape[x.rank - 1]!;
+    if (this.dim !== undefined && d !== this.dim) {
+      throw new RangeError(
+        `${fn}: x must have last dimension ${this.dim}, got shape ${shapeString(x.shape)}`,
+      );
+    }
+    this.dim = d;
+    return tf.mul(x, d ** -0.25);
+  }
+
+  private compute(x: tf.Tensor, role: FeatureRole, withFloor: boolean): tf.Tensor {
+    assertRole('generalized', role);
     return tf.tidy(() => {
-      let pre: tf.Tensor;
-      if (holder !== null) {
-        pre = tf.reshape(holder.project(`${name}.features`, x), [
-          ...x.shape.slice(0, -1),
-          holder.rows,
-        ]);
-      } else {
-        assertTensor(
-          `${name}.features`,
-          'x',
-          x,
-          { rank: [2, 99], dtype: 'float32' },
-          '[..., length, dim]',
-        );
-        const d = x.shape[x.rank - 1]!;
-        if (dim !== undefined && d !== dim) {
-          throw new RangeError(
-            `${name}.features: x must have last dimension ${dim}, got shape ${shapeString(x.shape)}`,
-          );
-        }
-        dim = d;
-        pre = tf.mul(x, d ** -0.25);
-      }
-      const out = stabilizedExp ? expStabilized(pre, role) : f(pre);
+      const pre = this.preactivation(x);
+      const out = this.stabilizedExp ? expStabilized(pre, role) : this.f(pre);
       if (
         !out ||
         out.shape.length !== pre.shape.length ||
         out.shape.some((s, i) => s !== pre.shape[i])
       ) {
         throw new RangeError(
-          `${name}.features: fn must return a tensor of its input's shape ${shapeString(pre.shape)}, got ${out ? shapeString(out.shape) : String(out)}`,
+          `generalized.features: fn must return a tensor of its input's shape ${shapeString(pre.shape)}, got ${out ? shapeString(out.shape) : String(out)}`,
         );
       }
-      return withFloor && kernelEps > 0 ? tf.add(out, kernelEps) : out;
+      return withFloor && this.floor > 0 ? tf.add(out, this.floor) : out;
     });
-  };
-  return {
-    name: `${name}(${fnLabel})`,
-    get numFeatures(): number {
-      if (holder !== null) return holder.rows;
-      if (dim === undefined) {
-        throw new Error(
-          `${name}: numFeatures is unknown for a map without projection until it sees an input; pass inputDim`,
-        );
-      }
-      return dim;
-    },
-    floor: kernelEps,
-    features: (x: tf.Tensor, role: FeatureRole) => compute(x, role, true),
-    featuresWithoutFloor: (x: tf.Tensor, role: FeatureRole) => compute(x, role, false),
-    ...(stabilizedExp
-      ? {
-          keyParts: (x: tf.Tensor) => {
-            const parts = tf.tidy(() => {
-              const pre =
-                holder !== null
-                  ? holder.project(`${name}.keyParts`, x)
-                  : tf.mul(
-                      tf.reshape(x, [-1, x.shape[x.rank - 1]!]),
-                      x.shape[x.rank - 1]! ** -0.25,
-                    );
-              const rowMax = tf.max(pre, -1, true);
-              const lead = x.shape.slice(0, -1);
-              return {
-                base: tf.reshape(expBelow(pre, rowMax), [...lead, pre.shape[1]!]),
-                logScale: tf.reshape(rowMax, [...lead, 1]),
-                floor: kernelEps,
-              };
-            });
-            return parts;
-          },
-        }
-      : {}),
-    dispose: () => holder?.dispose(),
-  };
+  }
+
+  private expKeyParts(x: tf.Tensor): KeyParts {
+    return tf.tidy(() => {
+      const pre =
+        this.holder !== null
+          ? this.holder.project('generalized.keyParts', x)
+          : tf.mul(tf.reshape(x, [-1, x.shape[x.rank - 1]!]), x.shape[x.rank - 1]! ** -0.25);
+      const rowMax = tf.max(pre, -1, true);
+      const lead = x.shape.slice(0, -1);
+      return {
+        base: tf.reshape(expBelow(pre, rowMax), [...lead, pre.shape[1]!]),
+        logScale: tf.reshape(rowMax, [...lead, 1]),
+        floor: this.floor,
+      };
+    });
+  }
 }
 
 /** exp(t − s) with the stabilizers of positive features (row max for queries, per-group max for keys). */

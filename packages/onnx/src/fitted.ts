@@ -61,7 +61,46 @@ export async function runFittedFavor(
   inputs: FittedFavorInputs,
   opts: { causalFitLength?: number } = {},
 ): Promise<TensorOutput> {
-  const fn = 'runFittedFavor';
+  const fitLength = checkFittedCall('runFittedFavor', attention, featureMap, inputs, opts);
+  const { q, k, v, mask } = inputs;
+  const call = new FittedCall(attention, featureMap, q.shape as [number, number, number, number]);
+  if (!attention.causal) return call.run(call.fitted(q, k, mask), q, k, v, mask);
+  const L = q.shape[2]!;
+  const P = Math.min(L, fitLength);
+  if (P >= L) return call.run(call.unfitted(), q, k, v, mask);
+  const heads = [q, k, v].map((x) => prefix(x, P, 2));
+  const maskHead = mask === undefined ? undefined : prefix(mask, P, 1);
+  try {
+    const early = await call.run(call.unfitted(), heads[0]!, heads[1]!, heads[2]!, maskHead);
+    const late = await call.run(call.fitted(heads[0]!, heads[1]!, maskHead), q, k, v, mask);
+    // rows 0..P−1 from the unfitted run, P..L−1 from the fitted one, per (batch, head)
+    const dv = late.dims[3]!;
+    const out = late.data.slice();
+    for (let g = 0; g < call.groups; g++) {
+      out.set(early.data.subarray(g * P * dv, (g + 1) * P * dv), g * L * dv);
+    }
+    return { data: out, dims: late.dims };
+  } finally {
+    tf.dispose([...heads, ...(maskHead ? [maskHead] : [])]);
+  }
+}
+
+/** x restricted to its first P entries along `axis`. */
+const prefix = (x: tf.Tensor, P: number, axis: number) =>
+  tf.slice(
+    x,
+    x.shape.map(() => 0),
+    x.shape.map((s, i) => (i === axis ? P : s)),
+  );
+
+/** Checks the call; returns causalFitLength. */
+function checkFittedCall(
+  fn: string,
+  attention: OnnxAttention,
+  featureMap: FeatureMap,
+  inputs: FittedFavorInputs,
+  opts: { causalFitLength?: number },
+): number {
   if (attention === null || typeof attention !== 'object' || attention.fitted !== true) {
     throw new TypeError(
       `${fn}: attention must be an OnnxAttention of a 'fitted' FAVOR graph (OnnxAttention.favor({ featureMap: 'fitted', … }))`,
@@ -75,12 +114,8 @@ export async function runFittedFavor(
   if (inputs === null || typeof inputs !== 'object') {
     throw new TypeError(`${fn}: inputs { q, k, v, mask } are required, got ${String(inputs)}`);
   }
-  const { q, k, v, mask } = inputs;
-  for (const [name, x] of [
-    ['q', q],
-    ['k', k],
-    ['v', v],
-  ] as const) {
+  for (const name of ['q', 'k', 'v'] as const) {
+    const x = inputs[name];
     if (!(x instanceof tf.Tensor) || x.rank !== 4) {
       throw new TypeError(`${fn}: ${name} must be a 4-D tfjs tensor [B, H, L, d]`);
     }
@@ -91,18 +126,34 @@ export async function runFittedFavor(
       `${fn}: causalFitLength must be a positive integer, got ${String(fitLength)}`,
     );
   }
-  const [B, H, L, d] = q.shape as [number, number, number, number];
-  const G = B * H;
-  const prefix = (x: tf.Tensor, P: number, axis: number) =>
-    tf.slice(
-      x,
-      x.shape.map(() => 0),
-      x.shape.map((s, i) => (i === axis ? P : s)),
-    );
+  return fitLength;
+}
 
-  /** The general form's tensors, reshaped to the graph's inputs [B, H, …]. */
-  const asInputs = (p: FittedParameters) =>
-    tf.tidy(() => {
+/** The graph's fitted-parameter inputs [B, H, …]. */
+type FittedInputs = {
+  projection: tf.Tensor;
+  queryTransform: tf.Tensor;
+  keyTransform: tf.Tensor;
+  queryOffset: tf.Tensor;
+  keyOffset: tf.Tensor;
+};
+
+/** One call's sizes, map and session: fits the map as favorAttention does and runs the graph. */
+class FittedCall {
+  readonly groups: number;
+
+  constructor(
+    private readonly attention: OnnxAttention,
+    private readonly featureMap: FeatureMap,
+    private readonly shape: [number, number, number, number],
+  ) {
+    this.groups = shape[0] * shape[1];
+  }
+
+  /** The general form's tensors, reshaped to the graph's inputs [B, H, …] (and freed). */
+  private inputsOf(p: FittedParameters): FittedInputs {
+    const [B, H, , d] = this.shape;
+    return tf.tidy(() => {
       const m = p.projection.shape[1]!;
       const inputs = {
         projection: tf.reshape(p.projection, [B, H, m, d]),
@@ -114,55 +165,54 @@ export async function runFittedFavor(
       tf.dispose([p.projection, p.queryTransform, p.keyTransform, p.queryOffset, p.keyOffset]);
       return inputs;
     });
+  }
+
   /** The map fitted to these queries and keys (padded keys zeroed and left out, as core does). */
-  const fitted = (qq: tf.Tensor, kk: tf.Tensor, mm: tf.Tensor | undefined) =>
-    tf.tidy(() => {
-      const Lk = kk.shape[2]!;
-      const kg = tf.reshape(kk, [G, Lk, d]);
+  fitted(q: tf.Tensor, k: tf.Tensor, mask: tf.Tensor | undefined): FittedInputs {
+    const [B, H, , d] = this.shape;
+    const G = this.groups;
+    return tf.tidy(() => {
+      const Lk = k.shape[2]!;
+      const kg = tf.reshape(k, [G, Lk, d]);
       let keep: tf.Tensor | null = null;
       let k0 = kg;
-      if (mm !== undefined) {
-        const open = tf.reshape(tf.cast(tf.greater(mm, 0), 'float32'), [B, 1, Lk, 1]);
+      if (mask !== undefined) {
+        const open = tf.reshape(tf.cast(tf.greater(mask, 0), 'float32'), [B, 1, Lk, 1]);
         keep = tf.reshape(tf.tile(open, [1, H, 1, 1]), [G, Lk, 1]);
         k0 = tf.where(tf.cast(tf.broadcastTo(keep, kg.shape), 'bool'), kg, tf.zerosLike(kg));
       }
-      const map = featureMap.prepare!(tf.reshape(qq, [G, -1, d]), k0, keep);
+      const map = this.featureMap.prepare!(tf.reshape(q, [G, -1, d]), k0, keep);
       try {
-        return asInputs(fittedParameters(map));
+        return this.inputsOf(fittedParameters(map));
       } finally {
         map.dispose?.();
       }
     });
-  const unfitted = () => asInputs(fittedParameters(featureMap, G));
-  const run = async (
-    params: ReturnType<typeof asInputs>,
-    qq: tf.Tensor,
-    kk: tf.Tensor,
-    vv: tf.Tensor,
-    mm?: tf.Tensor,
-  ) => {
-    try {
-      return await attention.run({ q: qq, k: kk, v: vv, ...(mm ? { mask: mm } : {}), ...params });
-    } finally {
-      tf.dispose(Object.values(params));
-    }
-  };
+  }
 
-  if (!attention.causal) return run(fitted(q, k, mask), q, k, v, mask);
-  const P = Math.min(L, fitLength);
-  if (P >= L) return run(unfitted(), q, k, v, mask);
-  const heads = [q, k, v].map((x) => prefix(x, P, 2));
-  const maskHead = mask === undefined ? undefined : prefix(mask, P, 1);
-  try {
-    const early = await run(unfitted(), heads[0]!, heads[1]!, heads[2]!, maskHead);
-    const late = await run(fitted(heads[0]!, heads[1]!, maskHead), q, k, v, mask);
-    // rows 0..P−1 from the unfitted run, P..L−1 from the fitted one, per (batch, head)
-    const dv = late.dims[3]!;
-    const out = late.data.slice();
-    for (let g = 0; g < G; g++)
-      out.set(early.data.subarray(g * P * dv, (g + 1) * P * dv), g * L * dv);
-    return { data: out, dims: late.dims };
-  } finally {
-    tf.dispose([...heads, ...(maskHead ? [maskHead] : [])]);
+  /** The unfitted map (FAVOR+) in the same form. */
+  unfitted(): FittedInputs {
+    return this.inputsOf(fittedParameters(this.featureMap, this.groups));
+  }
+
+  /** Runs the graph on these parameters (freed after). */
+  async run(
+    params: FittedInputs,
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    mask?: tf.Tensor,
+  ): Promise<TensorOutput> {
+    try {
+      return await this.attention.run({ q, k, v, ...(mask ? { mask } : {}), ...params });
+    } finally {
+      tf.dispose([
+        params.projection,
+        params.queryTransform,
+        params.keyTransform,
+        params.queryOffset,
+        params.keyOffset,
+      ]);
+    }
   }
 }

@@ -110,6 +110,37 @@ function checkExportable(fn: string, model: PerformerLMLike, chunkSize: unknown)
 }
 
 /**
+ * Rotary positions as graph nodes: t·cos + rotate_every_two(t)·sin, the table's halves with every
+ * value repeated twice (identity without a table).
+ */
+function rotaryNodes(
+  g: GraphBuilder,
+  table: TensorLike | null,
+  dh: number,
+  rowsOf: (table: string) => string,
+): (x: string) => string {
+  if (table === null) return (x) => x;
+  const values = Float32Array.from(table.dataSync());
+  const rows = table.shape[0]!;
+  const half = dh / 2;
+  const twice = (offset: number) =>
+    Float32Array.from({ length: rows * dh }, (_, idx) => {
+      const [r, col] = [Math.floor(idx / dh), idx % dh];
+      return values[r * dh + offset + Math.floor(col / 2)]!;
+    });
+  const sin = rowsOf(g.constant(twice(0), [rows, dh]));
+  const cos = rowsOf(g.constant(twice(half), [rows, dh]));
+  const R = new Float32Array(dh * dh);
+  for (let i = 0; i < dh; i += 2) {
+    R[(i + 1) * dh + i] = -1;
+    R[i * dh + i + 1] = 1;
+  }
+  const rotate = g.constant(R, [dh, dh]);
+  return (x) =>
+    g.node('Add', [g.node('Mul', [x, cos]), g.node('Mul', [g.node('MatMul', [x, rotate]), sin])]);
+}
+
+/**
  * The model's layers written into a graph. `positions` picks the rows of the position tables:
  * the first N (prefill) or the given position (one-token step). `attend(layer, q, k, v)` is the
  * attention of one layer.
@@ -135,35 +166,7 @@ function writeModel(
   let h = g.node('Gather', [t(w.tokenEmbedding), tokens], { axis: 0 }); // [B, N, dim]
   if (w.positionEmbedding) h = g.node('Add', [h, rowsOf(t(w.positionEmbedding))]);
 
-  // rotary: t·cos + rotate_every_two(t)·sin, the tables' halves with every value repeated twice
-  let sin: string | null = null;
-  let cos: string | null = null;
-  let rotate: string | null = null;
-  if (w.rotaryTable) {
-    const table = Float32Array.from(w.rotaryTable.dataSync());
-    const rows = w.rotaryTable.shape[0]!;
-    const half = dh / 2;
-    const twice = (offset: number) =>
-      Float32Array.from({ length: rows * dh }, (_, idx) => {
-        const [r, col] = [Math.floor(idx / dh), idx % dh];
-        return table[r * dh + offset + Math.floor(col / 2)]!;
-      });
-    sin = rowsOf(g.constant(twice(0), [rows, dh]));
-    cos = rowsOf(g.constant(twice(half), [rows, dh]));
-    const R = new Float32Array(dh * dh);
-    for (let i = 0; i < dh; i += 2) {
-      R[(i + 1) * dh + i] = -1;
-      R[i * dh + i + 1] = 1;
-    }
-    rotate = g.constant(R, [dh, dh]);
-  }
-  const rotary = (x: string) =>
-    rotate === null
-      ? x
-      : g.node('Add', [
-          g.node('Mul', [x, cos!]),
-          g.node('Mul', [g.node('MatMul', [x, rotate]), sin!]),
-        ]);
+  const rotary = rotaryNodes(g, w.rotaryTable, dh, rowsOf);
   /** [B, N, H·dh] → [B, H, N, dh] */
   const split = (x: string) =>
     g.node('Transpose', [g.node('Reshape', [x, g.ints([0, 0, H, dh])])], { perm: [0, 2, 1, 3] });

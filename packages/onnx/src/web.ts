@@ -93,59 +93,10 @@ export async function loadOnnxRuntimeWeb(
       `${fn}: module must be the onnxruntime-web module (with InferenceSession and env.wasm)`,
     );
   }
-  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
-  const cores =
-    (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
-      ?.hardwareConcurrency ?? 1;
-  let threads: number;
-  let threadReason: string;
-  if (opts.threads !== undefined) {
-    if (!Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 64) {
-      throw new RangeError(
-        `${fn}: threads must be an integer from 1 to 64, got ${String(opts.threads)}`,
-      );
-    }
-    if (opts.threads > 1 && !isolated) {
-      throw new RangeError(
-        `${fn}: threads = ${opts.threads} needs a cross-origin isolated page (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp); this page is not`,
-      );
-    }
-    threads = opts.threads;
-    threadReason = `${threads} wasm thread${threads > 1 ? 's' : ''}: asked for`;
-  } else if (isolated) {
-    threads = Math.max(1, Math.min(cores, 4));
-    threadReason = `${threads} wasm thread${threads > 1 ? 's' : ''}: the page is cross-origin isolated (${cores} cores)`;
-  } else {
-    threads = 1;
-    threadReason =
-      '1 wasm thread: the page is not cross-origin isolated (threads need COOP/COEP headers)';
-  }
+  const { threads, reason: threadReason } = chooseThreads(fn, opts.threads);
   ort.env.wasm.numThreads = threads;
   if (opts.wasmPaths !== undefined) ort.env.wasm.wasmPaths = opts.wasmPaths;
-
-  const wanted = opts.executionProvider ?? 'auto';
-  if (!['auto', 'webgpu', 'wasm'].includes(wanted)) {
-    throw new RangeError(
-      `${fn}: executionProvider must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(wanted)}`,
-    );
-  }
-  let provider: 'webgpu' | 'wasm' = 'wasm';
-  let providerReason = 'wasm: asked for';
-  if (wanted !== 'wasm') {
-    const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } })
-      .navigator?.gpu;
-    const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-    if (adapter) {
-      provider = 'webgpu';
-      providerReason = 'webgpu: the browser gave a WebGPU adapter';
-    } else if (wanted === 'webgpu') {
-      throw new Error(
-        `${fn}: executionProvider 'webgpu' asked for, but ${gpu ? 'the browser gave no WebGPU adapter' : 'this browser has no navigator.gpu'}`,
-      );
-    } else {
-      providerReason = `wasm: ${gpu ? 'the browser gave no WebGPU adapter' : 'no navigator.gpu in this browser'}`;
-    }
-  }
+  const { provider, reason: providerReason } = await chooseProvider(fn, opts.executionProvider);
   return {
     ort,
     sessionOptions: { executionProviders: provider === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'] },
@@ -153,4 +104,58 @@ export async function loadOnnxRuntimeWeb(
     threads,
     reason: `${providerReason}; ${threadReason}`,
   };
+}
+
+/** WebAssembly threads: asked for, or the cores (at most 4) on a cross-origin isolated page, else 1. */
+function chooseThreads(fn: string, asked: number | undefined): { threads: number; reason: string } {
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  const cores =
+    (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+      ?.hardwareConcurrency ?? 1;
+  const plural = (n: number) => `${n} wasm thread${n > 1 ? 's' : ''}`;
+  if (asked !== undefined) {
+    if (!Number.isInteger(asked) || asked < 1 || asked > 64) {
+      throw new RangeError(`${fn}: threads must be an integer from 1 to 64, got ${String(asked)}`);
+    }
+    if (asked > 1 && !isolated) {
+      throw new RangeError(
+        `${fn}: threads = ${asked} needs a cross-origin isolated page (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp); this page is not`,
+      );
+    }
+    return { threads: asked, reason: `${plural(asked)}: asked for` };
+  }
+  if (isolated) {
+    const threads = Math.max(1, Math.min(cores, 4));
+    return {
+      threads,
+      reason: `${plural(threads)}: the page is cross-origin isolated (${cores} cores)`,
+    };
+  }
+  return {
+    threads: 1,
+    reason: '1 wasm thread: the page is not cross-origin isolated (threads need COOP/COEP headers)',
+  };
+}
+
+/** The execution provider: WebGPU where the browser gives an adapter (unless 'wasm' is asked for). */
+async function chooseProvider(
+  fn: string,
+  asked: OnnxRuntimeWebOptions['executionProvider'],
+): Promise<{ provider: 'webgpu' | 'wasm'; reason: string }> {
+  const wanted = asked ?? 'auto';
+  if (!['auto', 'webgpu', 'wasm'].includes(wanted)) {
+    throw new RangeError(
+      `${fn}: executionProvider must be 'auto', 'webgpu' or 'wasm', got ${JSON.stringify(wanted)}`,
+    );
+  }
+  if (wanted === 'wasm') return { provider: 'wasm', reason: 'wasm: asked for' };
+  const gpu = (globalThis as { navigator?: { gpu?: { requestAdapter(): Promise<unknown> } } })
+    .navigator?.gpu;
+  const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+  if (adapter) return { provider: 'webgpu', reason: 'webgpu: the browser gave a WebGPU adapter' };
+  const missing = gpu ? 'the browser gave no WebGPU adapter' : 'no navigator.gpu in this browser';
+  if (wanted === 'webgpu') {
+    throw new Error(`${fn}: executionProvider 'webgpu' asked for, but ${missing}`);
+  }
+  return { provider: 'wasm', reason: `wasm: ${missing}` };
 }

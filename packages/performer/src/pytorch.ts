@@ -130,13 +130,56 @@ export function loadPerformerPytorch(
 ): PerformerLM {
   const fn = 'loadPerformerPytorch';
   const c = configFromPytorch(config);
-  const tensors = readSafetensors(bytes);
-  const dimHead = c.dimHead!;
-  const inner = c.heads * dimHead;
-  const ff = c.dim * c.ffMult!;
-  const used = new Set<string>();
-  const get = (name: string, shape: number[]): SafetensorsTensor => {
-    const t = tensors.get(name);
+  const r = new CheckpointReader(fn, readSafetensors(bytes));
+  try {
+    const layers = Array.from({ length: c.depth }, (_, l) => readLayer(r, c, l));
+    const posName = r.has('pos_emb.emb') ? 'pos_emb.emb' : 'pos_emb.emb.weight';
+    const model = new PerformerLM(c, {
+      tokenEmbedding: r.mat('token_emb.weight', c.numTokens, c.dim),
+      positionEmbedding: r.mat(posName, c.maxSeqLen, c.dim),
+      rotaryTable: c.rotary ? r.mat('layer_pos_emb.emb', c.maxSeqLen, c.dimHead!) : null,
+      layers,
+      normGamma: r.vec('norm.weight', c.dim),
+      normBeta: r.vec('norm.bias', c.dim),
+      outWeight: c.tieEmbed ? null : r.linear('to_out.weight', c.numTokens, c.dim),
+      outBias: c.tieEmbed ? null : r.vec('to_out.bias', c.numTokens),
+    });
+    const extra = r.unused((n) => n.startsWith('performer.proj_updater.'));
+    if (extra.length > 0) {
+      model.dispose();
+      r.made.length = 0;
+      throw new RangeError(
+        `${fn}: the checkpoint has tensors this config does not use (${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}): does the config match the checkpoint?`,
+      );
+    }
+    return model;
+  } catch (e) {
+    tf.dispose(r.made);
+    throw e;
+  }
+}
+
+/**
+ * Reads a checkpoint's tensors by name with the shape the config needs, as float32 tensors it
+ * tracks (freed by the caller on failure), and records which names were used.
+ */
+class CheckpointReader {
+  readonly made: tf.Tensor[] = [];
+  private readonly used = new Set<string>();
+
+  constructor(
+    private readonly fn: string,
+    private readonly tensors: Map<string, SafetensorsTensor>,
+  ) {}
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  /** The raw tensor, checked: present, floating point, of `shape`. */
+  get(name: string, shape: number[]): SafetensorsTensor {
+    const { fn } = this;
+    const t = this.tensors.get(name);
     if (!t)
       throw new RangeError(
         `${fn}: the checkpoint has no tensor '${name}' (expected shape [${shape.join(', ')}])`,
@@ -151,80 +194,71 @@ export function loadPerformerPytorch(
         `${fn}: tensor '${name}' has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`,
       );
     }
-    used.add(name);
+    this.used.add(name);
     return t;
-  };
-  const vec = (name: string, n: number) => tf.tensor1d(get(name, [n]).data as Float32Array);
-  const mat = (name: string, rows: number, cols: number) =>
-    tf.tensor2d(get(name, [rows, cols]).data as Float32Array, [rows, cols]);
-  /** A PyTorch Linear weight [out, in] as our [in, out]. */
-  const linear = (name: string, out: number, inp: number) =>
-    tf.tidy(() => tf.transpose(mat(name, out, inp))) as tf.Tensor2D;
-  const made: tf.Tensor[] = [];
-  const track = <T extends tf.Tensor>(t: T) => {
-    made.push(t);
-    return t;
-  };
-  try {
-    const layers: PerformerLayerWeights[] = [];
-    for (let l = 0; l < c.depth; l++) {
-      const a = `performer.net.layers.${l}.0`;
-      const f = `performer.net.layers.${l}.1`;
-      const proj = get(`${a}.fn.fast_attention.projection_matrix`, [c.nbFeatures, dimHead]);
-      const projection: Matrix = {
-        rows: c.nbFeatures,
-        cols: dimHead,
-        data: Float64Array.from(proj.data),
-      };
-      layers.push({
-        norm1Gamma: track(vec(`${a}.norm.weight`, c.dim)),
-        norm1Beta: track(vec(`${a}.norm.bias`, c.dim)),
-        wq: track(linear(`${a}.fn.to_q.weight`, inner, c.dim)),
-        wk: track(linear(`${a}.fn.to_k.weight`, inner, c.dim)),
-        wv: track(linear(`${a}.fn.to_v.weight`, inner, c.dim)),
-        ...(c.qkvBias
-          ? {
-              bq: track(vec(`${a}.fn.to_q.bias`, inner)),
-              bk: track(vec(`${a}.fn.to_k.bias`, inner)),
-              bv: track(vec(`${a}.fn.to_v.bias`, inner)),
-            }
-          : {}),
-        wo: track(linear(`${a}.fn.to_out.weight`, c.dim, inner)),
-        ...(c.attnOutBias ? { bo: track(vec(`${a}.fn.to_out.bias`, c.dim)) } : {}),
-        projection,
-        norm2Gamma: track(vec(`${f}.norm.weight`, c.dim)),
-        norm2Beta: track(vec(`${f}.norm.bias`, c.dim)),
-        w1: track(linear(`${f}.fn.fn.w1.weight`, ff, c.dim)),
-        b1: track(vec(`${f}.fn.fn.w1.bias`, ff)),
-        w2: track(linear(`${f}.fn.fn.w2.weight`, c.dim, ff)),
-        b2: track(vec(`${f}.fn.fn.w2.bias`, c.dim)),
-      });
-    }
-    const posName = tensors.has('pos_emb.emb') ? 'pos_emb.emb' : 'pos_emb.emb.weight';
-    const model = new PerformerLM(c, {
-      tokenEmbedding: track(mat('token_emb.weight', c.numTokens, c.dim)),
-      positionEmbedding: track(mat(posName, c.maxSeqLen, c.dim)),
-      rotaryTable: c.rotary ? track(mat('layer_pos_emb.emb', c.maxSeqLen, dimHead)) : null,
-      layers,
-      normGamma: track(vec('norm.weight', c.dim)),
-      normBeta: track(vec('norm.bias', c.dim)),
-      outWeight: c.tieEmbed ? null : track(linear('to_out.weight', c.numTokens, c.dim)),
-      outBias: c.tieEmbed ? null : track(vec('to_out.bias', c.numTokens)),
-    });
-    const ignored = (n: string) => n.startsWith('performer.proj_updater.');
-    const extra = [...tensors.keys()].filter((n) => !used.has(n) && !ignored(n));
-    if (extra.length > 0) {
-      model.dispose();
-      made.length = 0;
-      throw new RangeError(
-        `${fn}: the checkpoint has tensors this config does not use (${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', …' : ''}): does the config match the checkpoint?`,
-      );
-    }
-    return model;
-  } catch (e) {
-    tf.dispose(made);
-    throw e;
   }
+
+  private track<T extends tf.Tensor>(t: T): T {
+    this.made.push(t);
+    return t;
+  }
+
+  vec(name: string, n: number): tf.Tensor1D {
+    return this.track(tf.tensor1d(this.get(name, [n]).data as Float32Array));
+  }
+
+  mat(name: string, rows: number, cols: number): tf.Tensor2D {
+    return this.track(tf.tensor2d(this.get(name, [rows, cols]).data as Float32Array, [rows, cols]));
+  }
+
+  /** A PyTorch Linear weight [out, in] as our [in, out]. */
+  linear(name: string, out: number, inp: number): tf.Tensor2D {
+    const data = this.get(name, [out, inp]).data as Float32Array;
+    return this.track(tf.tidy(() => tf.transpose(tf.tensor2d(data, [out, inp]))));
+  }
+
+  /** Names never read, except the ignored ones. */
+  unused(ignored: (name: string) => boolean): string[] {
+    return [...this.tensors.keys()].filter((n) => !this.used.has(n) && !ignored(n));
+  }
+}
+
+/** Layer l's weights from performer-pytorch's names (see the table of loadPerformerPytorch). */
+function readLayer(r: CheckpointReader, c: PerformerLMConfig, l: number): PerformerLayerWeights {
+  const dimHead = c.dimHead!;
+  const inner = c.heads * dimHead;
+  const ff = c.dim * c.ffMult!;
+  const a = `performer.net.layers.${l}.0`;
+  const f = `performer.net.layers.${l}.1`;
+  const proj = r.get(`${a}.fn.fast_attention.projection_matrix`, [c.nbFeatures, dimHead]);
+  const projection: Matrix = {
+    rows: c.nbFeatures,
+    cols: dimHead,
+    data: Float64Array.from(proj.data),
+  };
+  return {
+    norm1Gamma: r.vec(`${a}.norm.weight`, c.dim),
+    norm1Beta: r.vec(`${a}.norm.bias`, c.dim),
+    wq: r.linear(`${a}.fn.to_q.weight`, inner, c.dim),
+    wk: r.linear(`${a}.fn.to_k.weight`, inner, c.dim),
+    wv: r.linear(`${a}.fn.to_v.weight`, inner, c.dim),
+    ...(c.qkvBias
+      ? {
+          bq: r.vec(`${a}.fn.to_q.bias`, inner),
+          bk: r.vec(`${a}.fn.to_k.bias`, inner),
+          bv: r.vec(`${a}.fn.to_v.bias`, inner),
+        }
+      : {}),
+    wo: r.linear(`${a}.fn.to_out.weight`, c.dim, inner),
+    ...(c.attnOutBias ? { bo: r.vec(`${a}.fn.to_out.bias`, c.dim) } : {}),
+    projection,
+    norm2Gamma: r.vec(`${f}.norm.weight`, c.dim),
+    norm2Beta: r.vec(`${f}.norm.bias`, c.dim),
+    w1: r.linear(`${f}.fn.fn.w1.weight`, ff, c.dim),
+    b1: r.vec(`${f}.fn.fn.w1.bias`, ff),
+    w2: r.linear(`${f}.fn.fn.w2.weight`, c.dim, ff),
+    b2: r.vec(`${f}.fn.fn.w2.bias`, c.dim),
+  };
 }
 
 /** What `toPerformerPytorch` returns. */
@@ -269,7 +303,19 @@ export interface PerformerPytorchExport {
  * @param model - the PerformerLM to export
  */
 export function toPerformerPytorch(model: PerformerLM): PerformerPytorchExport {
-  const fn = 'toPerformerPytorch';
+  const differences = exportDifferences('toPerformerPytorch', model);
+  return {
+    safetensors: writeSafetensors(pytorchStateDict(model), {
+      format: 'pt',
+      source: 'kernel-attention toPerformerPytorch (performer-pytorch PerformerLM state_dict)',
+    }),
+    config: pytorchConfig(model.config),
+    differences,
+  };
+}
+
+/** Refuses what performer-pytorch cannot represent; lists where it will compute differently. */
+function exportDifferences(fn: string, model: PerformerLM): string[] {
   if (!(model instanceof PerformerLM)) {
     throw new TypeError(`${fn}: model must be a PerformerLM, got ${describeValue(model)}`);
   }
@@ -303,14 +349,52 @@ export function toPerformerPytorch(model: PerformerLM): PerformerPytorchExport {
       `causal denominator eps: performer-pytorch adds 1e-6 to the key sums (this model: ${c.denominatorEps})`,
     );
   }
-  const w = model.weights;
-  type Entry = { shape: number[]; data: Float32Array };
-  const entry = (t: tf.Tensor): Entry => ({
-    shape: [...t.shape],
-    data: Float32Array.from(t.dataSync()),
+  return differences;
+}
+
+type Entry = { shape: number[]; data: Float32Array };
+const entry = (t: tf.Tensor): Entry => ({
+  shape: [...t.shape],
+  data: Float32Array.from(t.dataSync()),
+});
+/** Our [in, out] as PyTorch's Linear [out, in]. */
+const linear = (t: tf.Tensor2D): Entry => tf.tidy(() => entry(tf.transpose(t)));
+
+/** One layer's tensors under performer-pytorch's names (relative to its `layers` module). */
+function layerStateDict(l: PerformerLayerWeights, i: number): Map<string, Entry> {
+  const layers = new Map<string, Entry>();
+  const a = `layers.${i}.0`;
+  const f = `layers.${i}.1`;
+  const optional = (name: string, t: tf.Tensor | undefined) => {
+    if (t) layers.set(name, entry(t));
+  };
+  layers.set(`${a}.norm.weight`, entry(l.norm1Gamma));
+  layers.set(`${a}.norm.bias`, entry(l.norm1Beta));
+  layers.set(`${a}.fn.fast_attention.projection_matrix`, {
+    shape: [l.projection.rows, l.projection.cols],
+    data: Float32Array.from(l.projection.data),
   });
-  /** Our [in, out] as PyTorch's Linear [out, in]. */
-  const linear = (t: tf.Tensor2D): Entry => tf.tidy(() => entry(tf.transpose(t)));
+  layers.set(`${a}.fn.to_q.weight`, linear(l.wq));
+  optional(`${a}.fn.to_q.bias`, l.bq);
+  layers.set(`${a}.fn.to_k.weight`, linear(l.wk));
+  optional(`${a}.fn.to_k.bias`, l.bk);
+  layers.set(`${a}.fn.to_v.weight`, linear(l.wv));
+  optional(`${a}.fn.to_v.bias`, l.bv);
+  layers.set(`${a}.fn.to_out.weight`, linear(l.wo));
+  optional(`${a}.fn.to_out.bias`, l.bo);
+  layers.set(`${f}.norm.weight`, entry(l.norm2Gamma));
+  layers.set(`${f}.norm.bias`, entry(l.norm2Beta));
+  layers.set(`${f}.fn.fn.w1.weight`, linear(l.w1));
+  layers.set(`${f}.fn.fn.w1.bias`, entry(l.b1));
+  layers.set(`${f}.fn.fn.w2.weight`, linear(l.w2));
+  layers.set(`${f}.fn.fn.w2.bias`, entry(l.b2));
+  return layers;
+}
+
+/** The model's state_dict as performer-pytorch lists it (names, shapes, order). */
+function pytorchStateDict(model: PerformerLM): Map<string, Entry> {
+  const c = model.config;
+  const w = model.weights;
   const all = new Map<string, Entry>();
   all.set('token_emb.weight', entry(w.tokenEmbedding));
   // performer-pytorch always adds an absolute embedding: fixed sinusoids (a buffer) with rotary
@@ -322,34 +406,7 @@ export function toPerformerPytorch(model: PerformerLM): PerformerPytorchExport {
       : { shape: [c.maxSeqLen, c.dim], data: new Float32Array(c.maxSeqLen * c.dim) },
   );
   if (c.rotary && w.rotaryTable) all.set('layer_pos_emb.emb', entry(w.rotaryTable));
-  const layers = new Map<string, Entry>();
-  w.layers.forEach((l, i) => {
-    const a = `layers.${i}.0`;
-    const f = `layers.${i}.1`;
-    const optional = (name: string, t: tf.Tensor | undefined) => {
-      if (t) layers.set(name, entry(t));
-    };
-    layers.set(`${a}.norm.weight`, entry(l.norm1Gamma));
-    layers.set(`${a}.norm.bias`, entry(l.norm1Beta));
-    layers.set(`${a}.fn.fast_attention.projection_matrix`, {
-      shape: [l.projection.rows, l.projection.cols],
-      data: Float32Array.from(l.projection.data),
-    });
-    layers.set(`${a}.fn.to_q.weight`, linear(l.wq));
-    optional(`${a}.fn.to_q.bias`, l.bq);
-    layers.set(`${a}.fn.to_k.weight`, linear(l.wk));
-    optional(`${a}.fn.to_k.bias`, l.bk);
-    layers.set(`${a}.fn.to_v.weight`, linear(l.wv));
-    optional(`${a}.fn.to_v.bias`, l.bv);
-    layers.set(`${a}.fn.to_out.weight`, linear(l.wo));
-    optional(`${a}.fn.to_out.bias`, l.bo);
-    layers.set(`${f}.norm.weight`, entry(l.norm2Gamma));
-    layers.set(`${f}.norm.bias`, entry(l.norm2Beta));
-    layers.set(`${f}.fn.fn.w1.weight`, linear(l.w1));
-    layers.set(`${f}.fn.fn.w1.bias`, entry(l.b1));
-    layers.set(`${f}.fn.fn.w2.weight`, linear(l.w2));
-    layers.set(`${f}.fn.fn.w2.bias`, entry(l.b2));
-  });
+  const layers = new Map(w.layers.flatMap((l, i) => [...layerStateDict(l, i)]));
   for (const [name, t] of layers) all.set(`performer.net.${name}`, t);
   all.set('performer.proj_updater.calls_since_last_redraw', {
     shape: [],
@@ -361,7 +418,12 @@ export function toPerformerPytorch(model: PerformerLM): PerformerPytorchExport {
   all.set('norm.bias', entry(w.normBeta));
   if (w.outWeight) all.set('to_out.weight', linear(w.outWeight));
   if (w.outBias) all.set('to_out.bias', entry(w.outBias));
-  const config: Record<string, unknown> = {
+  return all;
+}
+
+/** performer-pytorch's PerformerLM(...) arguments for our config. */
+function pytorchConfig(c: PerformerLM['config']): Record<string, unknown> {
+  return {
     num_tokens: c.numTokens,
     max_seq_len: c.maxSeqLen,
     dim: c.dim,
@@ -377,13 +439,5 @@ export function toPerformerPytorch(model: PerformerLM): PerformerPytorchExport {
     attn_out_bias: c.attnOutBias,
     // the features this model was trained with: performer-pytorch must not redraw them
     feature_redraw_interval: null,
-  };
-  return {
-    safetensors: writeSafetensors(all, {
-      format: 'pt',
-      source: 'kernel-attention toPerformerPytorch (performer-pytorch PerformerLM state_dict)',
-    }),
-    config,
-    differences,
   };
 }

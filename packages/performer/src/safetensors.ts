@@ -91,6 +91,32 @@ function parseHeader(
   fn: string,
   bytes: Uint8Array,
 ): { entries: Entry[]; dataStart: number; metadata: Record<string, string> } {
+  const headerLength = checkHeaderLength(fn, bytes);
+  const header = headerJson(fn, bytes, headerLength);
+  const dataStart = 8 + headerLength;
+  const entries: Entry[] = [];
+  let metadata: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (
+        typeof entry !== 'object' ||
+        entry === null ||
+        Array.isArray(entry) ||
+        !Object.values(entry).every((x) => typeof x === 'string')
+      ) {
+        throw new SyntaxError(`${fn}: bad header: __metadata__ must map strings to strings`);
+      }
+      metadata = entry as Record<string, string>;
+      continue;
+    }
+    entries.push(checkEntry(fn, name, entry));
+  }
+  checkTiling(fn, entries, bytes.length - dataStart);
+  return { entries, dataStart, metadata };
+}
+
+/** The declared header length, checked against the file and the format's limit. */
+function checkHeaderLength(fn: string, bytes: Uint8Array): number {
   if (bytes.length < 8) {
     throw new RangeError(
       `${fn}: file is truncated: ${bytes.length} bytes, the header length alone takes 8`,
@@ -112,6 +138,11 @@ function parseHeader(
   if (headerLength < 2) {
     throw new SyntaxError(`${fn}: bad header: ${headerLength} bytes cannot hold a JSON object`);
   }
+  return headerLength;
+}
+
+/** The header: valid UTF-8, one JSON object. */
+function headerJson(fn: string, bytes: Uint8Array, headerLength: number): Record<string, unknown> {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
@@ -134,26 +165,11 @@ function parseHeader(
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     throw new SyntaxError(`${fn}: bad header: expected a JSON object of tensors`);
   }
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
-  const entries: Entry[] = [];
-  let metadata: Record<string, string> = {};
-  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (
-        typeof entry !== 'object' ||
-        entry === null ||
-        Array.isArray(entry) ||
-        !Object.values(entry).every((x) => typeof x === 'string')
-      ) {
-        throw new SyntaxError(`${fn}: bad header: __metadata__ must map strings to strings`);
-      }
-      metadata = entry as Record<string, string>;
-      continue;
-    }
-    entries.push(checkEntry(fn, name, entry));
-  }
-  // byte ranges: sorted by offset they must tile [0, dataLength) exactly
+  return header as Record<string, unknown>;
+}
+
+/** The tensors' byte ranges, sorted by offset, must tile [0, dataLength) exactly. */
+function checkTiling(fn: string, entries: Entry[], dataLength: number): void {
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let at = 0;
   for (const e of sorted) {
@@ -177,7 +193,6 @@ function parseHeader(
         : `${fn}: the data section holds ${dataLength} bytes but the tensors cover ${at}: ${dataLength - at} trailing bytes (the format requires the tensors to cover it exactly)`,
     );
   }
-  return { entries, dataStart, metadata };
 }
 
 function checkEntry(fn: string, name: string, entry: unknown): Entry {

@@ -68,6 +68,33 @@ export async function selectBackend(
   preferred: readonly string[] = DEFAULT_BACKEND_ORDER,
   options: SelectBackendOptions = {},
 ): Promise<BackendSelection> {
+  checkSelection(preferred, options);
+  const { wasmPaths, setWasmPaths } = options;
+  const rejected: Record<string, string> = {};
+  for (const name of preferred) {
+    if (tf.findBackendFactory(name) === null && tf.findBackend(name) === null) {
+      rejected[name] =
+        `not registered (import @tensorflow/tfjs-backend-${name} to make it available)`;
+      continue;
+    }
+    if (name === 'wasm' && wasmPaths !== undefined && tf.findBackend('wasm') === null) {
+      setWasmPaths!(wasmPaths);
+    }
+    const reason = await tryBackend(name);
+    if (reason === null) return { backend: name, rejected };
+    rejected[name] =
+      name === 'wasm' && wasmPaths === undefined ? `${reason} (${WASM_HINT})` : reason;
+  }
+  throw new Error(
+    `selectBackend: no backend of ${JSON.stringify(preferred)} could start: ${Object.entries(
+      rejected,
+    )
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; ')}`,
+  );
+}
+
+function checkSelection(preferred: readonly string[], options: SelectBackendOptions): void {
   if (
     !Array.isArray(preferred) ||
     preferred.length === 0 ||
@@ -83,68 +110,52 @@ export async function selectBackend(
     );
   }
   const { wasmPaths, setWasmPaths } = options;
-  if (wasmPaths !== undefined) {
-    if (typeof wasmPaths !== 'string' && (typeof wasmPaths !== 'object' || wasmPaths === null)) {
-      throw new TypeError(
-        `selectBackend: wasmPaths must be a URL prefix string or a map of file name to URL, got ${wasmPaths === null ? 'null' : typeof wasmPaths}`,
-      );
-    }
-    if (typeof setWasmPaths !== 'function') {
-      throw new TypeError(
-        'selectBackend: wasmPaths needs setWasmPaths too (import { setWasmPaths } from ' +
-          `'@tensorflow/tfjs-backend-wasm' and pass it), got setWasmPaths ${setWasmPaths === null ? 'null' : typeof setWasmPaths}`,
-      );
-    }
+  if (wasmPaths === undefined) return;
+  if (typeof wasmPaths !== 'string' && (typeof wasmPaths !== 'object' || wasmPaths === null)) {
+    throw new TypeError(
+      `selectBackend: wasmPaths must be a URL prefix string or a map of file name to URL, got ${wasmPaths === null ? 'null' : typeof wasmPaths}`,
+    );
   }
-  const rejected: Record<string, string> = {};
-  for (const name of preferred) {
-    if (tf.findBackendFactory(name) === null && tf.findBackend(name) === null) {
-      rejected[name] =
-        `not registered (import @tensorflow/tfjs-backend-${name} to make it available)`;
-      continue;
-    }
-    if (name === 'wasm' && wasmPaths !== undefined && tf.findBackend('wasm') === null) {
-      setWasmPaths!(wasmPaths);
-    }
-    // tfjs reports an initialisation failure only through its logger (console.warn, silent when
-    // IS_TEST or PROD is set) and a false result: hear it for this call, to keep its words
-    const warnings: string[] = [];
-    const warn = console.warn;
-    const flags = { IS_TEST: tf.env().getBool('IS_TEST'), PROD: tf.env().getBool('PROD') };
-    const silent = flags.IS_TEST || flags.PROD;
-    console.warn = (...args: unknown[]) => {
-      warnings.push(args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
-      if (!silent) warn.apply(console, args);
-    };
-    tf.env().set('IS_TEST', false);
-    tf.env().set('PROD', false);
-    let reason: string;
-    try {
-      if (await tf.setBackend(name)) {
-        await tf.ready();
-        return { backend: name, rejected };
-      }
-      const said = warnings
-        .map((w) => w.split('\n')[0]!) // the message, not the stack
-        .filter((w) => !/^Initialization of backend .* failed$/.test(w));
-      reason = `registered but failed to initialise${
-        said.length > 0 ? `: ${said.join('; ')}` : ' (tf.setBackend returned false)'
-      }`;
-    } catch (e) {
-      reason = `failed to initialise: ${e instanceof Error ? e.message : String(e)}`;
-    } finally {
-      console.warn = warn;
-      tf.env().set('IS_TEST', flags.IS_TEST);
-      tf.env().set('PROD', flags.PROD);
-    }
-    rejected[name] =
-      name === 'wasm' && wasmPaths === undefined ? `${reason} (${WASM_HINT})` : reason;
+  if (typeof setWasmPaths !== 'function') {
+    throw new TypeError(
+      'selectBackend: wasmPaths needs setWasmPaths too (import { setWasmPaths } from ' +
+        `'@tensorflow/tfjs-backend-wasm' and pass it), got setWasmPaths ${setWasmPaths === null ? 'null' : typeof setWasmPaths}`,
+    );
   }
-  throw new Error(
-    `selectBackend: no backend of ${JSON.stringify(preferred)} could start: ${Object.entries(
-      rejected,
-    )
-      .map(([k, v]) => `${k}: ${v}`)
-      .join('; ')}`,
-  );
+}
+
+/**
+ * Starts one registered backend: null when it is active, else why it failed. tfjs reports an
+ * initialisation failure only through its logger (console.warn, silent when IS_TEST or PROD is
+ * set) and a false result: hear it for this call, to keep its words.
+ */
+async function tryBackend(name: string): Promise<string | null> {
+  const warnings: string[] = [];
+  const warn = console.warn;
+  const flags = { IS_TEST: tf.env().getBool('IS_TEST'), PROD: tf.env().getBool('PROD') };
+  const silent = flags.IS_TEST || flags.PROD;
+  console.warn = (...args: unknown[]) => {
+    warnings.push(args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
+    if (!silent) warn.apply(console, args);
+  };
+  tf.env().set('IS_TEST', false);
+  tf.env().set('PROD', false);
+  try {
+    if (await tf.setBackend(name)) {
+      await tf.ready();
+      return null;
+    }
+    const said = warnings
+      .map((w) => w.split('\n')[0]!) // the message, not the stack
+      .filter((w) => !/^Initialization of backend .* failed$/.test(w));
+    return `registered but failed to initialise${
+      said.length > 0 ? `: ${said.join('; ')}` : ' (tf.setBackend returned false)'
+    }`;
+  } catch (e) {
+    return `failed to initialise: ${e instanceof Error ? e.message : String(e)}`;
+  } finally {
+    console.warn = warn;
+    tf.env().set('IS_TEST', flags.IS_TEST);
+    tf.env().set('PROD', flags.PROD);
+  }
 }

@@ -108,6 +108,54 @@ export function gatedAttention(
   assertOptions(fn, opts, '{ gates, mode }');
   const causal = opts.causal ?? false;
   const shapes = validateQkv(fn, q, k, v, { causal });
+  const tau = checkGateOptions(fn, opts, shapes);
+  const phi = opts.featureMap;
+  const result = tf.tidy(() => {
+    // NaN gates reach the outputs through withNanGates; inside, they count as closed, so that a
+    // NaN cannot spread to outputs that do not see its key (0·NaN in a causal chunk's product)
+    const p = tf.where(
+      tf.isNaN(opts.gates),
+      tf.zerosLike(opts.gates),
+      tf.clipByValue(opts.gates, 0, 1),
+    );
+    const keep = opts.mask === undefined ? null : tf.cast(tf.notEqual(opts.mask, 0), 'float32'); // [B, Lk]
+    let output: tf.Tensor4D;
+    if (opts.mode === 'hard') {
+      // p > 1/2, as 1 − [1/2 ≥ p]: GreaterEqual is the comparison tfjs differentiates (to zero)
+      let open = tf.sub(1, tf.cast(tf.greaterEqual(0.5, p), 'float32'));
+      if (keep !== null) open = tf.mul(open, keep);
+      const base = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, mask?: tf.Tensor) =>
+        phi === undefined
+          ? softmaxAttention(qq, kk, vv, { causal, mask })
+          : favorAttention(qq, kk, vv, { featureMap: phi, causal, mask });
+      output =
+        causal || !backendCapabilities().syncReads
+          ? base(q, k, v, open)
+          : gatherOpenKeys(q, k, v, open, base);
+    } else {
+      const g = relaxedGates(p, tau, opts.seed!);
+      const gk = keep === null ? g : tf.mul(g, keep); // padded keys closed
+      output =
+        phi === undefined
+          ? softmaxWithGates(q, k, v, gk, opts.mask, shapes, causal)
+          : featuresWithGates(phi, q, k, v, gk, opts.mask, causal, shapes);
+    }
+    return {
+      output: withNanGates(output, opts.gates, keep, causal),
+      penalty: sparsityPenalty(opts.gates, p, keep),
+    };
+  });
+  if (opts.returnPenalty) return result;
+  result.penalty.dispose();
+  return result.output;
+}
+
+/** Checks the gates and the gate options against the call; returns the temperature. */
+function checkGateOptions(
+  fn: string,
+  opts: GatedAttentionOptions,
+  shapes: ReturnType<typeof validateQkv>,
+): number {
   const { batch: B, keyLength: Lk } = shapes;
   assertTensor(
     fn,
@@ -142,54 +190,17 @@ export function gatedAttention(
   }
   if (opts.mask !== undefined) validateMask(fn, opts.mask, shapes);
   if (opts.featureMap !== undefined) assertFeatureMap(fn, opts.featureMap);
-  const phi = opts.featureMap;
-  const result = tf.tidy(() => {
-    // NaN gates reach the outputs through withNanGates; inside, they count as closed, so that a
-    // NaN cannot spread to outputs that do not see its key (0·NaN in a causal chunk's product)
-    const p = tf.where(
-      tf.isNaN(opts.gates),
-      tf.zerosLike(opts.gates),
-      tf.clipByValue(opts.gates, 0, 1),
-    );
-    const keep = opts.mask === undefined ? null : tf.cast(tf.notEqual(opts.mask, 0), 'float32'); // [B, Lk]
-    // the penalty sees NaN gates of unpadded keys as NaN
-    const pen = tf.where(tf.isNaN(opts.gates), opts.gates, p);
-    const penalty =
-      keep === null
-        ? tf.mean(pen)
-        : tf.div(
-            tf.sum(tf.where(tf.cast(keep, 'bool'), pen, tf.zerosLike(pen))),
-            tf.maximum(tf.sum(keep), 1),
-          );
-    let output: tf.Tensor4D;
-    if (opts.mode === 'hard') {
-      // p > 1/2, as 1 − [1/2 ≥ p]: GreaterEqual is the comparison tfjs differentiates (to zero)
-      let open = tf.sub(1, tf.cast(tf.greaterEqual(0.5, p), 'float32'));
-      if (keep !== null) open = tf.mul(open, keep);
-      const base = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, mask?: tf.Tensor) =>
-        phi === undefined
-          ? softmaxAttention(qq, kk, vv, { causal, mask })
-          : favorAttention(qq, kk, vv, { featureMap: phi, causal, mask });
-      output =
-        causal || !backendCapabilities().syncReads
-          ? base(q, k, v, open)
-          : gatherOpenKeys(q, k, v, open, base);
-    } else {
-      const g = relaxedGates(p, tau, opts.seed!);
-      const gk = keep === null ? g : tf.mul(g, keep); // padded keys closed
-      output =
-        phi === undefined
-          ? softmaxWithGates(q, k, v, gk, opts.mask, shapes, causal)
-          : featuresWithGates(phi, q, k, v, gk, opts.mask, causal, shapes);
-    }
-    return {
-      output: withNanGates(output, opts.gates, keep, causal),
-      penalty: penalty as tf.Scalar,
-    };
-  });
-  if (opts.returnPenalty) return result;
-  result.penalty.dispose();
-  return result.output;
+  return tau;
+}
+
+/** The mean keep-probability over unpadded keys (NaN gates of unpadded keys count as NaN). */
+function sparsityPenalty(gates: tf.Tensor, p: tf.Tensor, keep: tf.Tensor | null): tf.Scalar {
+  const pen = tf.where(tf.isNaN(gates), gates, p);
+  if (keep === null) return tf.mean(pen);
+  return tf.div(
+    tf.sum(tf.where(tf.cast(keep, 'bool'), pen, tf.zerosLike(pen))),
+    tf.maximum(tf.sum(keep), 1),
+  ) as tf.Scalar;
 }
 
 /**

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { groupsPerBlock, mapGroupBlocks } from '../tensor/group-blocks.js';
 import { causalKeep, expBelow, NO_KEY_YET, safeDivide } from '../tensor/masking.js';
 import { groupMatMul, transposeLast } from '../tensor/products.js';
-import { rangeTaker } from '../tensor/range-taker.js';
+import { type RangeTaker, rangeTaker } from '../tensor/range-taker.js';
 import {
   validateChunkSize,
   validateMask,
@@ -391,91 +391,134 @@ function compositeCausalNumDen(
   kLog: tf.Tensor | null,
   floor: number,
 ): tf.Tensor3D {
-  const [G, L, m] = qf.shape as [number, number, number];
+  const L = qf.shape[1]!;
   const w = vOnes.shape[2]!;
-  // one group: 2-D tensors throughout (no reshapes around each product); else batched over groups
-  const single = G === 1;
-  const axis = single ? 0 : 1;
-  const as = (x: tf.Tensor, rows: number, cols: number) =>
-    single ? tf.reshape(x, [rows, cols]) : x;
-  const takeQ = rangeTaker(as(qf, L, m), axis);
-  const takeK = rangeTaker(as(kf, L, m), axis);
-  const takeV = rangeTaker(as(vOnes, L, w), axis);
-  // ℓ as rows [(G,) 1, L], so that a chunk's keys come out as a row without a transpose
-  const takeL =
-    kLog === null
-      ? null
-      : rangeTaker(single ? tf.reshape(kLog, [1, L]) : transposeLast(kLog), single ? 1 : 2);
-  const scales = kLog === null ? null : chunkScales(kLog, chunkSize);
-  const takeS = scales === null ? null : rangeTaker(as(scales.s, L, 1), axis);
-  const takeGamma = scales === null ? null : rangeTaker(as(scales.gamma, L, 1), axis);
-  // the values as the state accumulates them: e^{ℓ_j − r(c(j))}·v'_j
-  const takeVState =
-    scales === null ? null : rangeTaker(as(tf.mul(vOnes, scales.beta), L, w), axis);
-  // floor terms: floor·Σ_f qf_if per query, and Σ v'_j over the chunks before each chunk
-  const takeSq =
-    floor === 0 ? null : rangeTaker(as(tf.mul(tf.sum(qf, -1, true), floor), L, 1), axis);
-  const takeVSum =
-    floor === 0 ? null : rangeTaker(as(chunkPrefixSums(vOnes, chunkSize), -1, w), axis);
-  const takeDelta = scales === null ? null : rangeTaker(as(scales.delta, L, 1), axis);
-  const mm = single ? (a: tf.Tensor, b: tf.Tensor) => matMul(a as tf.Tensor2D, b) : groupMatMul;
-  const tr = single ? (x: tf.Tensor) => tf.transpose(x) : transposeLast;
-  const lead = single ? [] : [G];
-  let state: tf.Tensor = tf.zeros([...lead, m, w]);
+  const t = causalTakers(qf, kf, vOnes, chunkSize, kLog, floor);
+  let state: tf.Tensor = tf.zeros([...t.lead, qf.shape[2]!, w]);
   const outs: tf.Tensor[] = [];
-  let mask = tril(Math.min(chunkSize, L));
-  // 0 on and below the diagonal, −1e30 above: added to exponents, it masks the future keys
-  const futureOf = (t: tf.Tensor) => tf.mul(tf.sub(t, 1), 1e30);
-  let future = futureOf(mask);
+  // the chunk's visibility: 1 on and below the diagonal; and 0 there, −1e30 above, for exponents
+  const masks = (c: number) => {
+    const mask = tril(c);
+    return { mask, future: tf.mul(tf.sub(mask, 1), 1e30) };
+  };
+  let m = masks(Math.min(chunkSize, L));
   for (let start = 0; start < L; start += chunkSize) {
     const size = Math.min(chunkSize, L - start);
-    if (size !== mask.shape[0]) {
-      mask = tril(size);
-      future = futureOf(mask);
+    if (size !== m.mask.shape[0]) {
+      tf.dispose([m.mask, m.future]);
+      m = masks(size);
     }
-    const last = start + size >= L;
-    // one tidy per chunk: only the chunk's output and the carried state outlive it
-    type Carry = { o: tf.Tensor; state: tf.Tensor };
-    const next = tf.tidy((): tf.TensorContainer => {
-      const qc = takeQ(start, size);
-      const kcT = tr(takeK(start, size)); // [(G,) m, C]
-      const vcOut = takeV(start, size); // [(G,) C, w]
-      let vc = vcOut; // what the state accumulates
-      let scores = mm(qc, kcT); // [(G,) C, C]
-      let carried = mm(qc, state); // [(G,) C, w]
-      let decay: tf.Tensor | null = null;
-      if (takeL !== null) {
-        const lRow = takeL(start, size); // [(G,) 1, C]
-        const s = takeS!(start, size); // [(G,) C, 1]
-        // e^{ℓ_j − s_i} for j ≤ i, 0 above the diagonal (exp of −1e30; the clamp keeps any
-        // lane finite, see expBelow)
-        scores = tf.mul(scores, expBelow(tf.add(lRow, future), s));
-        carried = tf.mul(carried, takeGamma!(start, size)); // e^{r − s_i}
-        if (!last) {
-          vc = takeVState!(start, size); // e^{ℓ_j − r_new}·v'_j
-          decay = takeDelta!(start, 1); // e^{r − r_new}
-        }
-      } else {
-        scores = tf.mul(scores, mask);
-      }
-      if (takeSq !== null) {
-        const sq = takeSq(start, size); // [(G,) C, 1]: floor·Σ_f qf_if
-        scores = tf.add(scores, tf.mul(sq, mask));
-        carried = tf.add(carried, tf.mul(sq, takeVSum!(start / chunkSize, 1))); // Σ_{j<c} v'_j
-      }
-      const o = tf.add(mm(scores, vcOut), carried);
-      if (last) return { o, state } satisfies Carry as unknown as tf.TensorContainer;
-      return {
-        o,
-        state: tf.add(decay === null ? state : tf.mul(state, decay), mm(kcT, vc)),
-      } satisfies Carry as unknown as tf.TensorContainer;
-    }) as unknown as Carry; // nulls pass through tidy untouched
+    const next = causalChunk(t, state, m, start, size, start + size >= L, chunkSize);
     if (next.state !== state) state.dispose();
     state = next.state;
     outs.push(next.o);
   }
-  state.dispose();
-  mask.dispose();
-  const all = outs.length === 1 ? outs[0]! : tf.concat(outs, axis);
-  return (single ? tf.reshape(all, [1, L, w]) : all) as tf.Tensor3D;
+  tf.dispose([state, m.mask, m.future]);
+  const all = outs.length === 1 ? outs[0]! : tf.concat(outs, t.axis);
+  return (t.single ? tf.reshape(all, [1, L, w]) : all) as tf.Tensor3D;
+}
+
+/** What the chunk loop of compositeCausalNumDen takes its pieces from, made once per call. */
+interface CausalTakers {
+  /** One group: 2-D tensors throughout (no reshapes around each product); else batched. */
+  single: boolean;
+  axis: number;
+  lead: number[];
+  q: RangeTaker;
+  k: RangeTaker;
+  v: RangeTaker;
+  /** ℓ as rows [(G,) 1, L], so that a chunk's keys come out as a row without a transpose */
+  ell: RangeTaker | null;
+  /** chunkScales' s, γ, δ and the values as the state accumulates them, e^{ℓ_j − r(c(j))}·v'_j */
+  s: RangeTaker | null;
+  gamma: RangeTaker | null;
+  delta: RangeTaker | null;
+  vState: RangeTaker | null;
+  /** floor terms: floor·Σ_f qf_if per query, and Σ v'_j over the chunks before each chunk */
+  sq: RangeTaker | null;
+  vSum: RangeTaker | null;
+  mm: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+  tr: (x: tf.Tensor) => tf.Tensor;
+}
+
+function causalTakers(
+  qf: tf.Tensor,
+  kf: tf.Tensor,
+  vOnes: tf.Tensor,
+  chunkSize: number,
+  kLog: tf.Tensor | null,
+  floor: number,
+): CausalTakers {
+  const [G, L, m] = qf.shape as [number, number, number];
+  const w = vOnes.shape[2]!;
+  const single = G === 1;
+  const axis = single ? 0 : 1;
+  const as = (x: tf.Tensor, rows: number, cols: number) =>
+    single ? tf.reshape(x, [rows, cols]) : x;
+  const take = (x: tf.Tensor, cols: number, rows = L) => rangeTaker(as(x, rows, cols), axis);
+  const scales = kLog === null ? null : chunkScales(kLog, chunkSize);
+  return {
+    single,
+    axis,
+    lead: single ? [] : [G],
+    q: take(qf, m),
+    k: take(kf, m),
+    v: take(vOnes, w),
+    ell:
+      kLog === null
+        ? null
+        : rangeTaker(single ? tf.reshape(kLog, [1, L]) : transposeLast(kLog), single ? 1 : 2),
+    s: scales === null ? null : take(scales.s, 1),
+    gamma: scales === null ? null : take(scales.gamma, 1),
+    delta: scales === null ? null : take(scales.delta, 1),
+    vState: scales === null ? null : take(tf.mul(vOnes, scales.beta), w),
+    sq: floor === 0 ? null : take(tf.mul(tf.sum(qf, -1, true), floor), 1),
+    vSum: floor === 0 ? null : take(chunkPrefixSums(vOnes, chunkSize), w, -1),
+    mm: single ? (a, b) => matMul(a as tf.Tensor2D, b) : groupMatMul,
+    tr: single ? (x) => tf.transpose(x) : transposeLast,
+  };
+}
+
+/**
+ * One chunk of causal linear attention: its output rows and the state after it (the same tensor
+ * for the last chunk). One tidy: only those two outlive it.
+ */
+function causalChunk(
+  t: CausalTakers,
+  state: tf.Tensor,
+  { mask, future }: { mask: tf.Tensor; future: tf.Tensor },
+  start: number,
+  size: number,
+  last: boolean,
+  chunkSize: number,
+): { o: tf.Tensor; state: tf.Tensor } {
+  return tf.tidy(() => {
+    const qc = t.q(start, size);
+    const kcT = t.tr(t.k(start, size)); // [(G,) m, C]
+    const vcOut = t.v(start, size); // [(G,) C, w]
+    let vc = vcOut; // what the state accumulates
+    let scores = t.mm(qc, kcT); // [(G,) C, C]
+    let carried = t.mm(qc, state); // [(G,) C, w]
+    let decay: tf.Tensor | null = null;
+    if (t.ell !== null) {
+      // e^{ℓ_j − s_i} for j ≤ i, 0 above the diagonal (exp of −1e30; the clamp keeps any lane
+      // finite, see expBelow)
+      scores = tf.mul(scores, expBelow(tf.add(t.ell(start, size), future), t.s!(start, size)));
+      carried = tf.mul(carried, t.gamma!(start, size)); // e^{r − s_i}
+      if (!last) {
+        vc = t.vState!(start, size); // e^{ℓ_j − r_new}·v'_j
+        decay = t.delta!(start, 1); // e^{r − r_new}
+      }
+    } else {
+      scores = tf.mul(scores, mask);
+    }
+    if (t.sq !== null) {
+      const sq = t.sq(start, size); // [(G,) C, 1]: floor·Σ_f qf_if
+      scores = tf.add(scores, tf.mul(sq, mask));
+      carried = tf.add(carried, tf.mul(sq, t.vSum!(start / chunkSize, 1))); // Σ_{j<c} v'_j
+    }
+    const o = tf.add(t.mm(scores, vcOut), carried);
+    if (last) return { o, state };
+    return { o, state: tf.add(decay === null ? state : tf.mul(state, decay), t.mm(kcT, vc)) };
+  });
 }

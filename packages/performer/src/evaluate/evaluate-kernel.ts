@@ -132,6 +132,49 @@ export async function evaluateKernel(
   opts: EvaluateKernelOptions = {},
 ): Promise<KernelEvaluation> {
   const fn = 'evaluateKernel';
+  const { length, count, steps } = checkEvaluation(fn, featureMap, opts);
+  const ownModel = opts.model === undefined;
+  const model = opts.model ?? (await loadPretrained());
+  try {
+    if (length > model.config.maxSeqLen) {
+      throw new RangeError(
+        `${fn}: length ${length} exceeds the model's maxSeqLen ${model.config.maxSeqLen}`,
+      );
+    }
+    const causal = opts.causal ?? model.config.causal;
+    const text = evaluationWindows(
+      fn,
+      opts.documents ?? (await loadHeldOutDocuments()),
+      length,
+      count,
+    );
+    // 1. real attention, head by head
+    const heads = headErrors(model, featureMap, text.inputs, causal);
+    // 2. the model with exact attention, as it is, and with the kernel swapped in (fine-tuned)
+    const exactModel = model.withAttention('softmax');
+    const exact = bitsPerChar(exactModel, text.inputs, text.targets);
+    exactModel.dispose();
+    const own = bitsPerChar(model, text.inputs, text.targets);
+    const { swapped, fineTuned } = await swappedIn(model, featureMap, text, steps, opts);
+    return {
+      heads,
+      medianError: median(heads.map((h) => h.error)),
+      medianMeanVError: median(heads.map((h) => h.meanVError)),
+      bitsPerChar: { exact, model: own, swapped, fineTuned },
+      windows: count,
+      length,
+    };
+  } finally {
+    if (ownModel) model.dispose();
+  }
+}
+
+/** Checks evaluateKernel's arguments; returns the window length and count and the fine-tune steps. */
+function checkEvaluation(
+  fn: string,
+  featureMap: LayerFeatureMap,
+  opts: EvaluateKernelOptions,
+): { length: number; count: number; steps: number } {
   if (typeof featureMap !== 'function') {
     throw new TypeError(
       `${fn}: featureMap must be a function (layer, projection) => FeatureMap, got ${featureMap === null ? 'null' : typeof featureMap}`,
@@ -154,109 +197,119 @@ export async function evaluateKernel(
       throw new RangeError(`${fn}: ${name} must be an integer >= ${min}, got ${String(v)}`);
     }
   }
-  const ownModel = opts.model === undefined;
-  const model = opts.model ?? (await loadPretrained());
+  return { length, count, steps };
+}
+
+/** The evaluation text: `count` windows of `length` tokens from the second half of the documents. */
+interface EvaluationText {
+  stream: Int32Array;
+  /** Where the evaluation half starts (training batches come from before it). */
+  half: number;
+  inputs: number[][];
+  targets: number[][];
+}
+
+function evaluationWindows(
+  fn: string,
+  documents: unknown,
+  length: number,
+  count: number,
+): EvaluationText {
+  if (!Array.isArray(documents) || documents.some((d) => typeof d !== 'string')) {
+    throw new TypeError(`${fn}: documents must be an array of strings`);
+  }
+  const stream = encodeDocuments(documents as string[]);
+  const half = Math.floor(stream.length / 2);
+  const available = Math.floor((stream.length - half - 1) / length);
+  if (available < count) {
+    throw new RangeError(
+      `${fn}: the documents give ${available} evaluation windows of ${length} tokens (the second half of ${stream.length} tokens), ${count} asked for`,
+    );
+  }
+  const inputs: number[][] = [];
+  const targets: number[][] = [];
+  for (let w = 0; w < count; w++) {
+    const o = half + w * length;
+    inputs.push(Array.from(stream.subarray(o, o + length)));
+    targets.push(Array.from(stream.subarray(o + 1, o + length + 1)));
+  }
+  return { stream, half, inputs, targets };
+}
+
+/** The kernel's attention-output error on every head of the model, and mean(v)'s. */
+function headErrors(
+  model: PerformerLM,
+  featureMap: LayerFeatureMap,
+  inputs: number[][],
+  causal: boolean,
+): HeadEvaluation[] {
+  const heads: HeadEvaluation[] = [];
+  const layers = model.attentionInputs(inputs);
   try {
-    if (length > model.config.maxSeqLen) {
-      throw new RangeError(
-        `${fn}: length ${length} exceeds the model's maxSeqLen ${model.config.maxSeqLen}`,
-      );
-    }
-    const causal = opts.causal ?? model.config.causal;
-    const documents = opts.documents ?? (await loadHeldOutDocuments());
-    if (!Array.isArray(documents) || documents.some((d) => typeof d !== 'string')) {
-      throw new TypeError(`${fn}: documents must be an array of strings`);
-    }
-    const stream = encodeDocuments(documents);
-    const half = Math.floor(stream.length / 2);
-    const available = Math.floor((stream.length - half - 1) / length);
-    if (available < count) {
-      throw new RangeError(
-        `${fn}: the documents give ${available} evaluation windows of ${length} tokens (the second half of ${stream.length} tokens), ${count} asked for`,
-      );
-    }
-    const inputs: number[][] = [];
-    const targets: number[][] = [];
-    for (let w = 0; w < count; w++) {
-      const o = half + w * length;
-      inputs.push(Array.from(stream.subarray(o, o + length)));
-      targets.push(Array.from(stream.subarray(o + 1, o + length + 1)));
-    }
-
-    // 1. real attention, head by head
-    const heads: HeadEvaluation[] = [];
-    const layers = model.attentionInputs(inputs);
-    try {
-      layers.forEach(({ q, k, v }, layer) => {
-        const map = featureMap(layer, model.projections[layer]!);
-        try {
-          const [errors, baseline] = tf.tidy(() => {
-            const exact = softmaxAttention(q, k, v, { causal });
-            const out = favorAttention(q, k, v, { featureMap: map, causal });
-            return [
-              relativeErrorPerHead(out, exact),
-              relativeErrorPerHead(meanVisibleValues(v, causal), exact),
-            ];
-          });
-          errors.forEach((error, head) => {
-            heads.push({ layer, head, error, meanVError: baseline[head]! });
-          });
-        } finally {
-          map.dispose?.();
-        }
-      });
-    } finally {
-      for (const l of layers) tf.dispose([l.q, l.k, l.v]);
-    }
-
-    // 2. the model with exact attention, as it is, and with the kernel swapped in
-    const exactModel = model.withAttention('softmax');
-    const exact = bitsPerChar(exactModel, inputs, targets);
-    exactModel.dispose();
-    const own = bitsPerChar(model, inputs, targets);
-    let swapped: number;
-    let fineTuned: number | null = null;
-    if (steps === 0) {
-      const withKernel = model.withFeatureMap(featureMap);
-      swapped = bitsPerChar(withKernel, inputs, targets);
-      withKernel.dispose();
-    } else {
-      const copy = PerformerLM.fromSafetensors(model.toSafetensors());
-      const withKernel = copy.withFeatureMap(featureMap);
+    layers.forEach(({ q, k, v }, layer) => {
+      const map = featureMap(layer, model.projections[layer]!);
       try {
-        swapped = bitsPerChar(withKernel, inputs, targets);
-        const rng = createRng(opts.seed ?? 0);
-        const batch = () => {
-          const rows: number[][] = [];
-          const next: number[][] = [];
-          for (let b = 0; b < 4; b++) {
-            const o = Math.floor(rng.uniform() * (half - length - 1));
-            rows.push(Array.from(stream.subarray(o, o + length)));
-            next.push(Array.from(stream.subarray(o + 1, o + length + 1)));
-          }
-          return { inputs: rows, targets: next };
-        };
-        await train(withKernel, {
-          steps,
-          batch,
-          learningRate: opts.learningRate ?? 5e-4,
-          progress: false,
+        const [errors, baseline] = tf.tidy(() => {
+          const exact = softmaxAttention(q, k, v, { causal });
+          const out = favorAttention(q, k, v, { featureMap: map, causal });
+          return [
+            relativeErrorPerHead(out, exact),
+            relativeErrorPerHead(meanVisibleValues(v, causal), exact),
+          ];
         });
-        fineTuned = bitsPerChar(withKernel, inputs, targets);
+        errors.forEach((error, head) => {
+          heads.push({ layer, head, error, meanVError: baseline[head]! });
+        });
       } finally {
-        withKernel.dispose();
-        copy.dispose();
+        map.dispose?.();
       }
-    }
-    return {
-      heads,
-      medianError: median(heads.map((h) => h.error)),
-      medianMeanVError: median(heads.map((h) => h.meanVError)),
-      bitsPerChar: { exact, model: own, swapped, fineTuned },
-      windows: count,
-      length,
-    };
+    });
   } finally {
-    if (ownModel) model.dispose();
+    for (const l of layers) tf.dispose([l.q, l.k, l.v]);
+  }
+  return heads;
+}
+
+/** Bits per character with the kernel swapped in, and after `steps` of fine-tuning a copy. */
+async function swappedIn(
+  model: PerformerLM,
+  featureMap: LayerFeatureMap,
+  text: EvaluationText,
+  steps: number,
+  opts: EvaluateKernelOptions,
+): Promise<{ swapped: number; fineTuned: number | null }> {
+  const { inputs, targets, stream, half } = text;
+  const length = inputs[0]!.length;
+  if (steps === 0) {
+    const withKernel = model.withFeatureMap(featureMap);
+    const swapped = bitsPerChar(withKernel, inputs, targets);
+    withKernel.dispose();
+    return { swapped, fineTuned: null };
+  }
+  const copy = PerformerLM.fromSafetensors(model.toSafetensors());
+  const withKernel = copy.withFeatureMap(featureMap);
+  try {
+    const swapped = bitsPerChar(withKernel, inputs, targets);
+    const rng = createRng(opts.seed ?? 0);
+    const batch = () => {
+      const rows: number[][] = [];
+      const next: number[][] = [];
+      for (let b = 0; b < 4; b++) {
+        const o = Math.floor(rng.uniform() * (half - length - 1));
+        rows.push(Array.from(stream.subarray(o, o + length)));
+        next.push(Array.from(stream.subarray(o + 1, o + length + 1)));
+      }
+      return { inputs: rows, targets: next };
+    };
+    await train(withKernel, {
+      steps,
+      batch,
+      learningRate: opts.learningRate ?? 5e-4,
+      progress: false,
+    });
+    return { swapped, fineTuned: bitsPerChar(withKernel, inputs, targets) };
+  } finally {
+    withKernel.dispose();
+    copy.dispose();
   }
 }
