@@ -1,3 +1,4 @@
+import { backendsWith } from '@kernel-attention/feature-maps';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Backends the Node test suites know how to start. */
@@ -68,7 +69,7 @@ export function requestedBackend(): string {
 }
 
 /** Backends whose tensors can be read synchronously (the CPU-side fits and the FFT need it). */
-export const SYNC_READ_BACKENDS: readonly string[] = ['cpu', 'wasm', 'webgl'];
+export const SYNC_READ_BACKENDS: readonly string[] = backendsWith('syncReads');
 
 /**
  * Runs `fn` in a tfjs memory scope that, unlike tf.tidy, may await (asynchronous reads are the

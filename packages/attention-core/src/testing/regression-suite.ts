@@ -59,7 +59,9 @@ export function runRegressionSuite(opts: { backend: string; tolerance: number })
   const { backend, tolerance } = opts;
   const sync = SYNC_READ_BACKENDS.includes(backend);
 
-  describe(`regressions on ${backend}`, () => {
+  // heavy on SwiftShader's emulated GPUs (a minute when every project runs at once): a long
+  // harness limit, so that a slow machine does not turn into a cascade of engine errors
+  describe(`regressions on ${backend}`, { timeout: 300_000 }, () => {
     it('causal outputs depend on future keys: out[1] is the same whatever key 2 is, for every stabilized map and in rpeFavorAttention', async () => {
       await scoped(async () => {
         const projection = gaussianOrthogonal(16, 2, { seed: 0 });

@@ -49,10 +49,20 @@ export interface HeadLayout {
   rotary: RotaryRows | null;
 }
 
-/** An attention mechanism: q, k, v [B, H, N, dh] → [B, H, N, dh]. */
+/**
+ * An attention mechanism: q, k, v [B, H, N, dh] → [B, H, N, dh].
+ *
+ * @param q - queries [B, H, N, dh] (rotary positions applied)
+ * @param k - keys [B, H, N, dh] (rotary positions applied)
+ * @param v - values [B, H, N, dh]
+ */
 export type Attend = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor;
 
-/** The attention sublayer of a block: the normalised input [B, N, dim] → [B, N, dim]. */
+/**
+ * The attention sublayer of a block: the normalised input [B, N, dim] → [B, N, dim].
+ *
+ * @param x - the block's input after its first LayerNorm [B, N, dim]
+ */
 export type AttentionSublayer = (x: tf.Tensor) => tf.Tensor;
 
 /**

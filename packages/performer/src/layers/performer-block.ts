@@ -37,58 +37,47 @@ function serializedArgs(args: PerformerAttentionArgs): tf.serialization.ConfigDi
   } as tf.serialization.ConfigDict;
 }
 
-/** Registers a mechanism's auxiliary loss with tfjs-layers (evaluated in the forward's recorded pass). */
-function addAuxiliaryLoss(layer: layers.Layer, attention: MultiHeadAttention): void {
-  if (!attention.hasAuxiliaryLoss) return;
-  // tfjs-layers evaluates layer losses in the same recorded pass as the forward, so the kept
-  // scalar of the last call carries its gradient
-  layer.addLoss(() => {
-    const loss = attention.auxiliaryLoss;
-    return loss === null || loss.isDisposed ? tf.scalar(0) : loss;
-  });
-}
-
 /** The first input of a layer call. */
 const first = (inputs: tf.Tensor | tf.Tensor[]) => (Array.isArray(inputs) ? inputs[0]! : inputs);
 
-/** The last axis of the (first) input shape. */
-function inputWidth(inputShape: (number | null)[] | (number | null)[][]): number {
-  const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as (number | null)[];
-  return shape[shape.length - 1]!;
-}
-
 /**
- * Multi-head attention as a tfjs-layers layer: [B, N, dim] → [B, N, dim], any mechanism of the
- * zoo's registry (FAVOR+ by default). Projections q, k, v, out (no biases), rotary positions on q
- * and k, and the FAVOR+ projection matrix held as a non-trainable weight (so a saved model reloads
- * with the same random features). Serializable (see registerLayers): models containing it save
- * and load with tf.io (model.save / tf.loadLayersModel).
+ * What the zoo's two layers share: the multi-head attention they contain (built into the layer's
+ * weights, its auxiliary loss registered), outputs of the input's shape, the padding mask passed
+ * through. Not registered for serialization: the layers are.
  */
-export class PerformerAttention extends layers.Layer {
-  static className = 'PerformerAttention';
-  private readonly options: PerformerAttentionArgs;
-  private readonly attention: MultiHeadAttention;
+abstract class AttentionLayer extends layers.Layer {
+  protected readonly attention: MultiHeadAttention;
 
   /**
-   * @param args - the layer's configuration (see PerformerAttentionArgs)
+   * @param className - the layer's class name, for messages
+   * @param args - the layer's configuration
    */
-  constructor(args: PerformerAttentionArgs) {
+  constructor(className: string, args: PerformerAttentionArgs) {
     super({ name: args?.name, trainable: args?.trainable });
     this.supportsMasking = true;
-    this.attention = new MultiHeadAttention('PerformerAttention', args);
-    this.options = args;
+    this.attention = new MultiHeadAttention(className, args);
   }
 
   /** addWeight for the contained multi-head attention (tfjs-layers keeps it protected). */
-  private adder(): AddWeight {
+  protected adder(): AddWeight {
     return (name, shape, init, trainable = true) =>
       this.addWeight(name, shape, 'float32', init, undefined, trainable);
   }
 
-  override build(inputShape: (number | null)[] | (number | null)[][]): void {
-    this.attention.build(this.adder(), inputWidth(inputShape));
-    addAuxiliaryLoss(this, this.attention);
-    this.built = true;
+  /** Builds the contained attention for inputs of width `dim`; returns dim. */
+  protected buildAttention(inputShape: (number | null)[] | (number | null)[][]): number {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as (number | null)[];
+    const dim = shape[shape.length - 1]!;
+    this.attention.build(this.adder(), dim);
+    if (this.attention.hasAuxiliaryLoss) {
+      // tfjs-layers evaluates layer losses in the same recorded pass as the forward, so the kept
+      // scalar of the last call carries its gradient
+      this.addLoss(() => {
+        const loss = this.attention.auxiliaryLoss;
+        return loss === null || loss.isDisposed ? tf.scalar(0) : loss;
+      });
+    }
+    return dim;
   }
 
   override computeOutputShape(inputShape: (number | null)[]): (number | null)[] {
@@ -102,11 +91,6 @@ export class PerformerAttention extends layers.Layer {
    */
   get auxiliaryLoss(): tf.Scalar | null {
     return this.attention.auxiliaryLoss;
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    const mask = kwargs?.mask as tf.Tensor | undefined;
-    return tf.tidy(() => this.attention.attend(first(inputs), mask, kwargs?.training === true));
   }
 
   override dispose(): ReturnType<layers.Layer['dispose']> {
@@ -125,6 +109,36 @@ export class PerformerAttention extends layers.Layer {
     mask?: tf.Tensor | tf.Tensor[],
   ): tf.Tensor | tf.Tensor[] {
     return mask as tf.Tensor;
+  }
+}
+
+/**
+ * Multi-head attention as a tfjs-layers layer: [B, N, dim] → [B, N, dim], any mechanism of the
+ * zoo's registry (FAVOR+ by default). Projections q, k, v, out (no biases), rotary positions on q
+ * and k, and the FAVOR+ projection matrix held as a non-trainable weight (so a saved model reloads
+ * with the same random features). Serializable (see registerLayers): models containing it save
+ * and load with tf.io (model.save / tf.loadLayersModel).
+ */
+export class PerformerAttention extends AttentionLayer {
+  static className = 'PerformerAttention';
+  private readonly options: PerformerAttentionArgs;
+
+  /**
+   * @param args - the layer's configuration (see PerformerAttentionArgs)
+   */
+  constructor(args: PerformerAttentionArgs) {
+    super('PerformerAttention', args);
+    this.options = args;
+  }
+
+  override build(inputShape: (number | null)[] | (number | null)[][]): void {
+    this.buildAttention(inputShape);
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const mask = kwargs?.mask as tf.Tensor | undefined;
+    return tf.tidy(() => this.attention.attend(first(inputs), mask, kwargs?.training === true));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -145,10 +159,9 @@ export interface PerformerBlockArgs extends PerformerAttentionArgs {
  * out = h + W2·GELU(W1·LN(h) + b1) + b2, dropout on both residual branches while training.
  * Serializable like PerformerAttention.
  */
-export class PerformerBlock extends layers.Layer {
+export class PerformerBlock extends AttentionLayer {
   static className = 'PerformerBlock';
   private readonly options: PerformerBlockArgs;
-  private readonly attention: MultiHeadAttention;
   private readonly ffMult: number;
   private readonly dropout: number;
   private own: Record<string, LayerVariable> = {};
@@ -157,9 +170,7 @@ export class PerformerBlock extends layers.Layer {
    * @param args - the block's configuration (see PerformerBlockArgs)
    */
   constructor(args: PerformerBlockArgs) {
-    super({ name: args?.name, trainable: args?.trainable });
-    this.supportsMasking = true;
-    this.attention = new MultiHeadAttention('PerformerBlock', args);
+    super('PerformerBlock', args);
     this.options = args;
     this.ffMult = args.ffMult ?? 4;
     this.dropout = args.dropout ?? 0;
@@ -170,16 +181,8 @@ export class PerformerBlock extends layers.Layer {
     }
   }
 
-  /** addWeight for the contained multi-head attention (tfjs-layers keeps it protected). */
-  private adder(): AddWeight {
-    return (name, shape, init, trainable = true) =>
-      this.addWeight(name, shape, 'float32', init, undefined, trainable);
-  }
-
   override build(inputShape: (number | null)[] | (number | null)[][]): void {
-    const dim = inputWidth(inputShape);
-    this.attention.build(this.adder(), dim);
-    addAuxiliaryLoss(this, this.attention);
+    const dim = this.buildAttention(inputShape);
     const ff = dim * this.ffMult;
     const seed = this.attention.settings.seed;
     const add = (name: string, shape: number[], init: Initializer) => {
@@ -194,15 +197,6 @@ export class PerformerBlock extends layers.Layer {
     add('w2', [ff, dim], glorotInit(seed + 5));
     add('b2', [dim], zerosInit());
     this.built = true;
-  }
-
-  override computeOutputShape(inputShape: (number | null)[]): (number | null)[] {
-    return inputShape;
-  }
-
-  /** As PerformerAttention's: the mechanism's weighted auxiliary loss of the last pass, or null. */
-  get auxiliaryLoss(): tf.Scalar | null {
-    return this.attention.auxiliaryLoss;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
@@ -229,24 +223,6 @@ export class PerformerBlock extends layers.Layer {
         drop,
       );
     });
-  }
-
-  override dispose(): ReturnType<layers.Layer['dispose']> {
-    this.attention.dispose();
-    return super.dispose();
-  }
-
-  /**
-   * The padding mask passes through unchanged.
-   *
-   * @param _inputs - the layer's inputs (unused)
-   * @param mask - the incoming padding mask
-   */
-  override computeMask(
-    _inputs: tf.Tensor | tf.Tensor[],
-    mask?: tf.Tensor | tf.Tensor[],
-  ): tf.Tensor | tf.Tensor[] {
-    return mask as tf.Tensor;
   }
 
   override getConfig(): tf.serialization.ConfigDict {
