@@ -562,6 +562,23 @@ function scanCausal(g: GraphBuilder, p: CausalParts): FavorNodesResult {
     g.node('Concat', [bh, g.ints([1]), dv1], { axis: 0 }),
   ]);
 
+  const body = chunkBody(C, p.eps);
+
+  const [S1, P1, F1, outC] = g.nodeN('Scan', [s0, p0, f0, ellC, bC, qC, vC], 4, {
+    body: { graph: body.graph() },
+    num_scan_inputs: 4,
+  });
+  return {
+    out: unchunked(g, g.node('Transpose', [outC!], { perm: [1, 2, 0, 3, 4] }), p),
+    state: { S: S1!, P: P1!, F: F1! },
+  };
+}
+
+/**
+ * One chunk of the causal Scan: inputs the state (S, P, F) and the chunk's ℓ, b, φ(q), [v | 1];
+ * outputs the next state and the chunk's output (see scanCausal).
+ */
+function chunkBody(C: number, eps: number): GraphBuilder {
   const body = new GraphBuilder('favor_causal_chunk', 'chunk_');
   const S = body.input('S', null);
   const P = body.input('P', null); // [B, H, 1]
@@ -586,7 +603,7 @@ function scanCausal(g: GraphBuilder, p: CausalParts): FavorNodesResult {
   const qb = body.node('MatMul', [qq, body.node('Transpose', [bb], { perm: [0, 1, 3, 2] })]);
   const floorQ = body.node('Mul', [
     body.node('ReduceSum', [qq, body.ints([3])], { keepdims: 1 }), // [B, H, C, 1]
-    body.constant([p.eps]),
+    body.constant([eps]),
   ]);
   const weights = body.node('Add', [body.node('Mul', [qb, e]), body.node('Mul', [floorQ, tril])]);
   const within = body.node('MatMul', [weights, vv]);
@@ -613,12 +630,5 @@ function scanCausal(g: GraphBuilder, p: CausalParts): FavorNodesResult {
   body.output(f1, 'F_next', null);
   body.output(out, 'out_chunk', null);
 
-  const [S1, P1, F1, outC] = g.nodeN('Scan', [s0, p0, f0, ellC, bC, qC, vC], 4, {
-    body: { graph: body.graph() },
-    num_scan_inputs: 4,
-  });
-  return {
-    out: unchunked(g, g.node('Transpose', [outC!], { perm: [1, 2, 0, 3, 4] }), p),
-    state: { S: S1!, P: P1!, F: F1! },
-  };
+  return body;
 }

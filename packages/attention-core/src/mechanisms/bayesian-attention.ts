@@ -83,41 +83,7 @@ export function bayesianAttention(
   const s = validateQkv(fn, q, k, v, { causal });
   const { batch: B, heads: H, queryLength: Lq, keyLength: Lk, dim: d } = s;
   if (opts.mask !== undefined) validateMask(fn, opts.mask, s);
-  const shape = opts.shape ?? 10;
-  if (typeof shape !== 'number' || !Number.isFinite(shape) || shape <= 0) {
-    throw new RangeError(
-      `${fn}: shape (the Weibull shape k) must be a finite number > 0, got ${String(opts.shape)}`,
-    );
-  }
-  const beta = opts.priorRate ?? 1;
-  if (typeof beta !== 'number' || !Number.isFinite(beta) || beta <= 0) {
-    throw new RangeError(
-      `${fn}: priorRate must be a finite number > 0, got ${String(opts.priorRate)}`,
-    );
-  }
-  if (opts.training === true && opts.seed === undefined) {
-    throw new TypeError(
-      `${fn}: training samples the attention weights: pass a seed (an integer; randomness is always explicit), got none`,
-    );
-  }
-  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) {
-    throw new RangeError(`${fn}: seed must be an integer, got ${String(opts.seed)}`);
-  }
-  if (opts.priorLogits !== undefined) {
-    assertTensor(
-      fn,
-      'priorLogits',
-      opts.priorLogits,
-      { rank: 3, dtype: 'float32' },
-      '[batch, heads, keyLength]',
-    );
-    const got = opts.priorLogits.shape;
-    if (got[0] !== B || got[1] !== H || got[2] !== Lk) {
-      throw new RangeError(
-        `${fn}: priorLogits must have shape [batch, heads, keyLength] = [${B},${H},${Lk}], got ${shapeString(got)}`,
-      );
-    }
-  }
+  const { shape, beta } = checkBayesianOptions(fn, opts, s);
   return tf.tidy(() => {
     const scores = tf.mul(
       matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true),
@@ -188,4 +154,49 @@ export function klWeibullGamma(
       tf.add(tf.add(tf.mul(meanW, beta), constant), lgamma(alpha)),
     );
   });
+}
+
+/** Checks the Weibull shape, the prior's rate and logits, and the seed; returns shape and rate. */
+function checkBayesianOptions(
+  fn: string,
+  opts: BayesianAttentionOptions,
+  s: ReturnType<typeof validateQkv>,
+): { shape: number; beta: number } {
+  const { batch: B, heads: H, keyLength: Lk } = s;
+  const shape = opts.shape ?? 10;
+  if (typeof shape !== 'number' || !Number.isFinite(shape) || shape <= 0) {
+    throw new RangeError(
+      `${fn}: shape (the Weibull shape k) must be a finite number > 0, got ${String(opts.shape)}`,
+    );
+  }
+  const beta = opts.priorRate ?? 1;
+  if (typeof beta !== 'number' || !Number.isFinite(beta) || beta <= 0) {
+    throw new RangeError(
+      `${fn}: priorRate must be a finite number > 0, got ${String(opts.priorRate)}`,
+    );
+  }
+  if (opts.training === true && opts.seed === undefined) {
+    throw new TypeError(
+      `${fn}: training samples the attention weights: pass a seed (an integer; randomness is always explicit), got none`,
+    );
+  }
+  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) {
+    throw new RangeError(`${fn}: seed must be an integer, got ${String(opts.seed)}`);
+  }
+  if (opts.priorLogits !== undefined) {
+    assertTensor(
+      fn,
+      'priorLogits',
+      opts.priorLogits,
+      { rank: 3, dtype: 'float32' },
+      '[batch, heads, keyLength]',
+    );
+    const got = opts.priorLogits.shape;
+    if (got[0] !== B || got[1] !== H || got[2] !== Lk) {
+      throw new RangeError(
+        `${fn}: priorLogits must have shape [batch, heads, keyLength] = [${B},${H},${Lk}], got ${shapeString(got)}`,
+      );
+    }
+  }
+  return { shape, beta };
 }

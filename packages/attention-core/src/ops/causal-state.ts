@@ -189,6 +189,45 @@ function validateStep(
   }
 }
 
+/** A step's mask: [batch, 1] (or [batch]) of 1 keep, 0 pad. */
+function checkStepMask(fn: string, mask: tf.Tensor | undefined, B: number): void {
+  if (mask === undefined) return;
+  assertTensor(
+    fn,
+    'mask',
+    mask,
+    { rank: [1, 2], dtype: ['float32', 'int32', 'bool'] },
+    '[batch, 1] (1 keep, 0 pad)',
+  );
+  if (mask.size !== B) {
+    throw new RangeError(
+      `${fn}: mask must have shape [batch, 1] = [${B},1], got ${shapeString(mask.shape)}`,
+    );
+  }
+}
+
+/** The step's query features and key parts must fit the state: float32 [B, H, 1, m] (logScale [B, H, 1, 1]). */
+function checkStepFeatures(
+  fn: string,
+  qf: unknown,
+  parts: KeyParts | undefined,
+  [B, H, m]: [number, number, number],
+): void {
+  const ok = (t: unknown, last: number) =>
+    isTensor(t) &&
+    t.rank === 4 &&
+    t.shape[0] === B &&
+    t.shape[1] === H &&
+    t.shape[2] === 1 &&
+    t.shape[3] === last &&
+    t.dtype === 'float32';
+  if (!ok(qf, m) || !ok(parts?.base, m) || !ok(parts?.logScale, 1)) {
+    throw new RangeError(
+      `${fn}: the features must be float32 [batch, heads, 1, numFeatures] = [${B},${H},1,${m}] (the state's numFeatures) and keyParts' logScale [${B},${H},1,1], got query features ${describeValue(qf)}, key features ${describeValue(parts?.base)} and logScale ${describeValue(parts?.logScale)}`,
+    );
+  }
+}
+
 function step(
   fn: string,
   state: CausalState,
@@ -200,20 +239,7 @@ function step(
   const [B, H, m, w] = state.kv.shape;
   const mask = opts.mask;
   const denominatorEps = validateNonNegative(fn, opts.denominatorEps, 'denominatorEps');
-  if (mask !== undefined) {
-    assertTensor(
-      fn,
-      'mask',
-      mask,
-      { rank: [1, 2], dtype: ['float32', 'int32', 'bool'] },
-      '[batch, 1] (1 keep, 0 pad)',
-    );
-  }
-  if (mask !== undefined && mask.size !== B) {
-    throw new RangeError(
-      `${fn}: mask must have shape [batch, 1] = [${B},1], got ${shapeString(mask.shape)}`,
-    );
-  }
+  checkStepMask(fn, mask, B);
   const out = tf.tidy(() => {
     const keep =
       mask === undefined
@@ -224,19 +250,7 @@ function step(
     const { qf, parts } = featuresOf(
       mask === undefined ? k : tf.where(tf.broadcastTo(keepB, k.shape), k, tf.zerosLike(k)),
     );
-    const ok = (t: unknown, last: number) =>
-      isTensor(t) &&
-      t.rank === 4 &&
-      t.shape[0] === B &&
-      t.shape[1] === H &&
-      t.shape[2] === 1 &&
-      t.shape[3] === last &&
-      t.dtype === 'float32';
-    if (!ok(qf, m) || !ok(parts?.base, m) || !ok(parts.logScale, 1)) {
-      throw new RangeError(
-        `${fn}: the features must be float32 [batch, heads, 1, numFeatures] = [${B},${H},1,${m}] (the state's numFeatures) and keyParts' logScale [${B},${H},1,1], got query features ${describeValue(qf)}, key features ${describeValue(parts?.base)} and logScale ${describeValue(parts?.logScale)}`,
-      );
-    }
+    checkStepFeatures(fn, qf, parts, [B, H, m]);
     const v1 = tf.concat(
       [tf.where(tf.broadcastTo(keepB, v.shape), v, tf.zerosLike(v)), tf.ones([B, H, 1, 1])],
       3,

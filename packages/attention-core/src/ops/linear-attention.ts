@@ -139,7 +139,7 @@ export function attendBlock(
   let vOnes = tf.concat([v, extra.keep ?? tf.ones([G, Lk, 1])], 2); // [G, Lk, dv+1]
   if (extra.keyWeights) vOnes = tf.mul(vOnes, extra.keyWeights);
   const numDen = causal
-    ? causalNumDen(qf, kf, vOnes, chunkSize, extra.kLog ?? null, floor)
+    ? causalNumDen({ qf, kf, vOnes, chunkSize, kLog: extra.kLog ?? null, floor })
     : bidirectionalNumDen(qf, kf, vOnes, floor, extra.qScale, extra.kScale, extra.queryFloor);
   const cols = rangeTaker(numDen, 2);
   let den = cols(dv, 1);
@@ -235,6 +235,19 @@ function tril(c: number): tf.Tensor2D {
   return causalKeep(c, c, 0);
 }
 
+/** What causal linear attention works on: features, values with their ones column, settings. */
+interface CausalInputs {
+  /** [G, L, m] */
+  qf: tf.Tensor;
+  kf: tf.Tensor;
+  /** [G, L, w]: the values and a column of ones (or the keep mask) */
+  vOnes: tf.Tensor;
+  chunkSize: number;
+  /** ℓ [G, L, 1], or null for position-local features */
+  kLog: tf.Tensor | null;
+  floor: number;
+}
+
 /**
  * Causal numerator and denominator [G, L, w] of queries qf against keys exp(ℓ_j − s_i)·kf_j + floor
  * (ℓ = kLog, null for position-local features: ℓ ≡ 0), s_i = max_{j≤i} ℓ_j:
@@ -242,17 +255,9 @@ function tril(c: number): tf.Tensor2D {
  * Only keys j ≤ i enter output i — stabilizer included — so changing a later key or value leaves
  * it unchanged bit for bit. The fused kernel where a backend registered one, else tfjs ops by chunks.
  */
-function causalNumDen(
-  qf: tf.Tensor,
-  kf: tf.Tensor,
-  vOnes: tf.Tensor,
-  chunkSize: number,
-  kLog: tf.Tensor | null,
-  floor: number,
-): tf.Tensor3D {
-  if (!hasFusedKernel(CausalLinearAttention)) {
-    return compositeCausalNumDen(qf, kf, vOnes, chunkSize, kLog, floor);
-  }
+function causalNumDen(c: CausalInputs): tf.Tensor3D {
+  const { qf, kf, vOnes, kLog, floor } = c;
+  if (!hasFusedKernel(CausalLinearAttention)) return compositeCausalNumDen(c);
   const ell = kLog ?? tf.zeros([qf.shape[0]!, qf.shape[1]!, 1]);
   let out: tf.Tensor = fusedCausal(qf, kf, vOnes, tf.neg(prefixScan(ell, 'max')), ell);
   if (floor !== 0) {
@@ -383,17 +388,11 @@ function chunkScales(
  * not depend on a later key — r' (which may include later keys of the chunk) scales the state
  * that later chunks read.
  */
-function compositeCausalNumDen(
-  qf: tf.Tensor,
-  kf: tf.Tensor,
-  vOnes: tf.Tensor,
-  chunkSize: number,
-  kLog: tf.Tensor | null,
-  floor: number,
-): tf.Tensor3D {
+function compositeCausalNumDen(c: CausalInputs): tf.Tensor3D {
+  const { qf, vOnes, chunkSize } = c;
   const L = qf.shape[1]!;
   const w = vOnes.shape[2]!;
-  const t = causalTakers(qf, kf, vOnes, chunkSize, kLog, floor);
+  const t = causalTakers(c);
   let state: tf.Tensor = tf.zeros([...t.lead, qf.shape[2]!, w]);
   const outs: tf.Tensor[] = [];
   // the chunk's visibility: 1 on and below the diagonal; and 0 there, −1e30 above, for exponents
@@ -441,14 +440,7 @@ interface CausalTakers {
   tr: (x: tf.Tensor) => tf.Tensor;
 }
 
-function causalTakers(
-  qf: tf.Tensor,
-  kf: tf.Tensor,
-  vOnes: tf.Tensor,
-  chunkSize: number,
-  kLog: tf.Tensor | null,
-  floor: number,
-): CausalTakers {
+function causalTakers({ qf, kf, vOnes, chunkSize, kLog, floor }: CausalInputs): CausalTakers {
   const [G, L, m] = qf.shape as [number, number, number];
   const w = vOnes.shape[2]!;
   const single = G === 1;
