@@ -110,7 +110,7 @@ export function favorAttention(
 }
 
 /**
- * FAVOR on checked inputs, block by block of (batch, head) groups: favorAttention's steps 3, and
+ * FAVOR on checked inputs, block by block of (batch, head) groups: favorAttention's step 3, and
  * gated attention's path (`keyWeights` [B, Lk] multiply each key's features). Call inside a tidy.
  *
  * @param fn - the op's name, for messages
