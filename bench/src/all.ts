@@ -39,6 +39,8 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const failed: string[] = [];
+/** Sections that found a prerequisite missing (they exit 3 and say what to install). */
+const skipped: string[] = [];
 for (const [name, section] of Object.entries(SECTIONS)) {
   if (only && !only.includes(name)) continue;
   console.error(`\n── bench ${name} ${flags.join(' ')}`);
@@ -46,9 +48,14 @@ for (const [name, section] of Object.entries(SECTIONS)) {
     stdio: 'inherit',
     env: { ...process.env, ...section.env },
   });
-  if (r.status !== 0) failed.push(`${name} (exit ${r.status ?? r.signal})`);
+  if (r.status === 3) skipped.push(name);
+  else if (r.status !== 0) failed.push(`${name} (exit ${r.status ?? r.signal})`);
 }
 console.error(
-  failed.length === 0 ? '\nbench: every section ran' : `\nbench: failed: ${failed.join(', ')}`,
+  failed.length === 0
+    ? skipped.length === 0
+      ? '\nbench: every section ran'
+      : `\nbench: every other section ran; skipped (a prerequisite is missing, see above): ${skipped.join(', ')}`
+    : `\nbench: failed: ${failed.join(', ')}${skipped.length > 0 ? `; skipped: ${skipped.join(', ')}` : ''}`,
 );
 process.exit(failed.length === 0 ? 0 : 1);
