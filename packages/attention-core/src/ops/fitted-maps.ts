@@ -41,8 +41,11 @@ function head(inputs: GroupInputs, P: number): GroupInputs {
 }
 
 /** `phi` fitted to these queries and keys (released after use). */
-function fitted(phi: FeatureMap, inputs: GroupInputs): { map: FeatureMap; release(): void } {
-  const map = phi.prepare!(inputs.q, inputs.k, inputs.keep);
+function fitted(
+  phi: FeatureMap,
+  { q, k, keep }: Pick<GroupInputs, 'q' | 'k' | 'keep'>,
+): { map: FeatureMap; release(): void } {
+  const map = phi.prepare!(q, k, keep);
   return { map, release: () => map.dispose() };
 }
 
@@ -100,9 +103,7 @@ export function callFeatures(
   causal: boolean,
 ): [tf.Tensor, KeySide] {
   const { map, release } =
-    causal || typeof phi.prepare !== 'function'
-      ? unfitted(phi)
-      : fitted(phi, { q, k, v: k, keep, keyWeights: null });
+    causal || typeof phi.prepare !== 'function' ? unfitted(phi) : fitted(phi, { q, k, keep });
   try {
     const side = keySide(fn, map, k, keep);
     const qf = map.features(q, 'query');

@@ -103,6 +103,8 @@ export interface AttendContext {
 
 /** One mechanism of the registry. */
 export interface Mechanism<O extends MechanismOptions> {
+  /** Whether attend returns an auxiliary training loss (the layers register it with addLoss). */
+  auxiliaryLoss: boolean;
   /** The weights it adds to the layer (besides q, k, v, out and the projection). */
   weights(o: O, d: MechanismDims): WeightSpec[];
   /** q, k, v → [B, H, N, dh], with its auxiliary loss where it has one. */
@@ -144,6 +146,7 @@ function withMap<T>(c: AttendContext, choice: FeatureMapChoice, use: (phi: Featu
 
 export const MECHANISMS: Registry = {
   favor: {
+    auxiliaryLoss: false,
     weights: (o, d) => memoryWeights(o.memorySlots, d),
     attend: (o, c) => ({
       output: withMap(c, o, (featureMap) =>
@@ -157,6 +160,7 @@ export const MECHANISMS: Registry = {
     }),
   },
   softmax: {
+    auxiliaryLoss: false,
     weights: (o, d) => memoryWeights(o.memorySlots, d),
     attend: (_, c) => ({
       output: softmaxAttention(c.q, c.k, c.v, {
@@ -167,6 +171,7 @@ export const MECHANISMS: Registry = {
     }),
   },
   rpe: {
+    auxiliaryLoss: false,
     weights: (o, d) => [
       { name: 'relative_bias', shape: [d.heads, 2 * o.maxLength - 1], init: { kind: 'zeros' } },
     ],
@@ -190,6 +195,7 @@ export const MECHANISMS: Registry = {
     },
   },
   combiner: {
+    auxiliaryLoss: false,
     weights: () => [],
     attend: (o, c) => ({
       output: combinerAttention(c.q, c.k, c.v, {
@@ -200,6 +206,7 @@ export const MECHANISMS: Registry = {
     }),
   },
   gated: {
+    auxiliaryLoss: true,
     weights: (_, d) => [
       { name: 'gate_kernel', shape: [d.dim, 1], init: { kind: 'small', seedOffset: 12 } },
       // gates start mostly open: σ(2) ≈ 0.88
@@ -226,6 +233,7 @@ export const MECHANISMS: Registry = {
     },
   },
   relation: {
+    auxiliaryLoss: false,
     weights: (o, d) => [
       {
         name: 'relation_keys',
@@ -249,6 +257,7 @@ export const MECHANISMS: Registry = {
     }),
   },
   bayesian: {
+    auxiliaryLoss: true,
     weights: (_, d) => [
       { name: 'prior_kernel', shape: [d.dimHead, 1], init: { kind: 'small', seedOffset: 15 } },
     ],
@@ -282,4 +291,13 @@ export function namedFeatureMap(projection: tf.Tensor2D, choice: FeatureMapChoic
     default:
       return positiveSoftmax({ projection, eps });
   }
+}
+
+/**
+ * The registry entry of a mechanism's options (one lookup, typed for any member of the union).
+ *
+ * @param o - the mechanism's options
+ */
+export function mechanismOf(o: MechanismOptions): Mechanism<MechanismOptions> {
+  return MECHANISMS[o.kind] as Mechanism<MechanismOptions>;
 }

@@ -15,8 +15,8 @@ import {
   FEATURE_MAP_NAMES,
   type FeatureMapName,
   MECHANISMS,
-  type Mechanism,
   type MechanismOptions,
+  mechanismOf,
   namedFeatureMap,
   type WeightSpec,
 } from './mechanisms.js';
@@ -83,16 +83,46 @@ export interface AttentionSettings {
 
 const KINDS = Object.keys(MECHANISMS) as AttentionKind[];
 
+/** Every optional layer option's default, in one place (resolveAttention and getConfig read it). */
+export const ATTENTION_DEFAULTS = {
+  causal: false,
+  rotary: true,
+  attention: 'favor' as AttentionKind,
+  featureMap: 'positive' as FeatureMapName,
+  maxLength: 0,
+  combinerVariant: 'fixed' as CombinerVariant,
+  seed: 0,
+  featureEps: 1e-4,
+  memorySlots: 0,
+  gatePenalty: 0.01,
+  gateTemperature: 0.5,
+  maxDistance: 16,
+  weibullShape: 10,
+  klWeight: 1e-3,
+};
+
+/** The layer options with every default filled in (dimHead stays as given). */
+export function withDefaults(
+  args: PerformerAttentionArgs,
+): Pick<PerformerAttentionArgs, 'heads' | 'dimHead' | 'nbFeatures'> & typeof ATTENTION_DEFAULTS {
+  const filled = { ...ATTENTION_DEFAULTS };
+  for (const key of Object.keys(ATTENTION_DEFAULTS) as (keyof typeof ATTENTION_DEFAULTS)[]) {
+    if (args[key] !== undefined && args[key] !== null) {
+      (filled as Record<string, unknown>)[key] = args[key];
+    }
+  }
+  return { heads: args.heads, dimHead: args.dimHead, nbFeatures: args.nbFeatures, ...filled };
+}
+
 /** A finite number checked against a bound, or its default. */
 function numberArg(
   fn: string,
   args: PerformerAttentionArgs,
-  key: keyof PerformerAttentionArgs,
-  dflt: number,
+  key: keyof PerformerAttentionArgs & keyof typeof ATTENTION_DEFAULTS,
   test: (x: number) => boolean,
   what: string,
 ): number {
-  const x = (args[key] as number | undefined) ?? dflt;
+  const x = (args[key] as number | undefined) ?? (ATTENTION_DEFAULTS[key] as number);
   if (!(typeof x === 'number' && Number.isFinite(x) && test(x))) {
     throw new RangeError(`${fn}: ${key} must be ${what}, got ${String(args[key])}`);
   }
@@ -112,7 +142,8 @@ export function resolveAttention(fn: string, args: PerformerAttentionArgs): Atte
       throw new RangeError(`${fn}: ${key} must be a positive integer, got ${String(args?.[key])}`);
     }
   }
-  const kind = args.attention ?? 'favor';
+  const o = withDefaults(args);
+  const kind = o.attention;
   if (!KINDS.includes(kind)) {
     throw new RangeError(
       `${fn}: attention must be one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`,
@@ -122,7 +153,6 @@ export function resolveAttention(fn: string, args: PerformerAttentionArgs): Atte
     fn,
     args,
     'memorySlots',
-    0,
     (x) => Number.isInteger(x) && x >= 0,
     'an integer >= 0',
   );
@@ -131,26 +161,18 @@ export function resolveAttention(fn: string, args: PerformerAttentionArgs): Atte
       `${fn}: memorySlots is for attention 'favor' or 'softmax', got attention ${JSON.stringify(kind)}`,
     );
   }
-  const penalty = numberArg(fn, args, 'gatePenalty', 0.01, (x) => x >= 0, 'a finite number >= 0');
-  const klWeight = numberArg(fn, args, 'klWeight', 1e-3, (x) => x >= 0, 'a finite number >= 0');
-  const temperature = numberArg(
-    fn,
-    args,
-    'gateTemperature',
-    0.5,
-    (x) => x > 0,
-    'a finite number > 0',
-  );
-  const weibullShape = numberArg(fn, args, 'weibullShape', 10, (x) => x > 0, 'a finite number > 0');
+  const penalty = numberArg(fn, args, 'gatePenalty', (x) => x >= 0, 'a finite number >= 0');
+  const klWeight = numberArg(fn, args, 'klWeight', (x) => x >= 0, 'a finite number >= 0');
+  const temperature = numberArg(fn, args, 'gateTemperature', (x) => x > 0, 'a finite number > 0');
+  const weibullShape = numberArg(fn, args, 'weibullShape', (x) => x > 0, 'a finite number > 0');
   const maxDistance = numberArg(
     fn,
     args,
     'maxDistance',
-    16,
     (x) => Number.isInteger(x) && x >= 0,
     'an integer >= 0',
   );
-  const featureMap = args.featureMap ?? 'positive';
+  const featureMap = o.featureMap;
   if (!FEATURE_MAP_NAMES.includes(featureMap)) {
     throw new RangeError(
       `${fn}: featureMap must be one of ${FEATURE_MAP_NAMES.join(', ')}, got ${JSON.stringify(args.featureMap)}`,
@@ -161,12 +183,12 @@ export function resolveAttention(fn: string, args: PerformerAttentionArgs): Atte
       `${fn}: attention 'rpe' needs maxLength, a positive integer, got ${String(args.maxLength)}`,
     );
   }
-  const features = { featureMap, featureEps: args.featureEps ?? 1e-4 };
+  const features = { featureMap, featureEps: o.featureEps };
   const mechanisms: { [K in AttentionKind]: () => Extract<MechanismOptions, { kind: K }> } = {
     favor: () => ({ kind: 'favor', memorySlots, ...features }),
     softmax: () => ({ kind: 'softmax', memorySlots }),
     rpe: () => ({ kind: 'rpe', maxLength: args.maxLength!, ...features }),
-    combiner: () => ({ kind: 'combiner', variant: args.combinerVariant ?? 'fixed' }),
+    combiner: () => ({ kind: 'combiner', variant: o.combinerVariant }),
     gated: () => ({ kind: 'gated', penalty, temperature, ...features }),
     relation: () => ({ kind: 'relation', maxDistance }),
     bayesian: () => ({ kind: 'bayesian', weibullShape, klWeight }),
@@ -175,9 +197,9 @@ export function resolveAttention(fn: string, args: PerformerAttentionArgs): Atte
     heads: args.heads,
     ...(args.dimHead === undefined ? {} : { dimHead: args.dimHead }),
     nbFeatures: args.nbFeatures,
-    causal: args.causal ?? false,
-    rotary: args.rotary ?? true,
-    seed: args.seed ?? 0,
+    causal: o.causal,
+    rotary: o.rotary,
+    seed: o.seed,
     mechanism: mechanisms[kind](),
   };
 }
@@ -255,16 +277,14 @@ export class MultiHeadAttention {
     this.projection = addWeight('projection', [nbFeatures, dh], initializers.zeros(), false);
     const p = gaussianOrthogonal(nbFeatures, dh, { seed });
     this.projection.write(tf.tensor2d(Float32Array.from(p.data), [nbFeatures, dh]));
-    const registry = MECHANISMS[mechanism.kind] as Mechanism<MechanismOptions>;
-    for (const spec of registry.weights(mechanism, { dim, heads, dimHead: dh })) {
+    for (const spec of mechanismOf(mechanism).weights(mechanism, { dim, heads, dimHead: dh })) {
       this.own[spec.name] = addWeight(spec.name, spec.shape, initializerOf(spec, seed));
     }
   }
 
-  /** Whether the mechanism adds a training loss (gated: the gates' penalty; bayesian: KL). */
+  /** Whether the mechanism adds a training loss (the registry says: gated, bayesian). */
   get hasAuxiliaryLoss(): boolean {
-    const kind = this.settings.mechanism.kind;
-    return kind === 'gated' || kind === 'bayesian';
+    return mechanismOf(this.settings.mechanism).auxiliaryLoss;
   }
 
   /** The weighted auxiliary loss of the last call, or null. */
@@ -317,8 +337,7 @@ export class MultiHeadAttention {
         nextSeed: () => seed * 100003 + this.calls++,
         name: this.fn,
       };
-      const registry = MECHANISMS[mechanism.kind] as Mechanism<MechanismOptions>;
-      const { output, auxLoss } = registry.attend(mechanism, context);
+      const { output, auxLoss } = mechanismOf(mechanism).attend(mechanism, context);
       if (auxLoss !== undefined) this.setAuxLoss(auxLoss);
       return output;
     });

@@ -6,6 +6,7 @@ import {
   type Initializer,
   MultiHeadAttention,
   type PerformerAttentionArgs,
+  withDefaults,
 } from '../block/multi-head-attention.js';
 import { type BlockWeights, transformerBlock } from '../block/transformer-block.js';
 import { registerWasmKernels } from './wasm-kernels.js';
@@ -16,25 +17,7 @@ type Kwargs = Record<string, unknown>;
 
 /** The options as the layer serializes them: every option, defaults filled in (getConfig). */
 function serializedArgs(args: PerformerAttentionArgs): tf.serialization.ConfigDict {
-  return {
-    heads: args.heads,
-    dimHead: args.dimHead,
-    nbFeatures: args.nbFeatures,
-    causal: args.causal ?? false,
-    rotary: args.rotary ?? true,
-    attention: args.attention ?? 'favor',
-    featureMap: args.featureMap ?? 'positive',
-    maxLength: args.maxLength ?? 0,
-    combinerVariant: args.combinerVariant ?? 'fixed',
-    seed: args.seed ?? 0,
-    featureEps: args.featureEps ?? 1e-4,
-    memorySlots: args.memorySlots ?? 0,
-    gatePenalty: args.gatePenalty ?? 0.01,
-    gateTemperature: args.gateTemperature ?? 0.5,
-    maxDistance: args.maxDistance ?? 16,
-    weibullShape: args.weibullShape ?? 10,
-    klWeight: args.klWeight ?? 1e-3,
-  } as tf.serialization.ConfigDict;
+  return withDefaults(args) as tf.serialization.ConfigDict;
 }
 
 /** The first input of a layer call. */

@@ -77,19 +77,19 @@ export function runFavorPath(
   s: FavorSettings,
 ): tf.Tensor {
   const { q, k, v, keep } = inputs;
+  if (path.kind === 'shrinkage') return shrunkToMean(fn, map, q, k, v, keep);
+  if (path.kind === 'blocked') return blockedBidirectional(fn, map, q, k, v, keep, path.block);
+  // the other paths take the whole key side at once
+  const side = keySide(fn, map, k, keep);
   switch (path.kind) {
-    case 'shrinkage':
-      return shrunkToMean(fn, map, q, k, v, keep);
-    case 'blocked':
-      return blockedBidirectional(fn, map, q, k, v, keep, path.block);
     case 'causal':
-      return causalPath(fn, map, inputs, keySide(fn, map, k, keep), s);
+      return causalPath(fn, map, inputs, side, s);
     case 'full-keys':
-      return fullKeysPath(fn, map, inputs, keySide(fn, map, k, keep), s);
+      return fullKeysPath(fn, map, inputs, side, s);
     case 'factored':
-      return factoredPath(fn, map, inputs, keySide(fn, map, k, keep), s);
+      return factoredPath(fn, map, inputs, side, s);
     case 'folded':
-      return foldedPath(fn, map, inputs, keySide(fn, map, k, keep), s);
+      return foldedPath(fn, map, inputs, side, s);
   }
 }
 
